@@ -1,0 +1,1 @@
+"""Shared fixtures. Fixture modules are imported here so every test module can use them."""
