@@ -1,0 +1,165 @@
+"""What the WebUI offers (models, samplers, schedulers), cached for about a minute.
+
+Autocomplete must answer within Discord's 3 s and never fail, so it reads the cache; a stale
+cache is refreshed in the background, one fetch at a time. No Discord imports here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any, Literal
+
+from .webui import WebUIClient, WebUIError
+
+__all__ = ["Catalogue", "CatalogueCache", "Kind"]
+
+log = logging.getLogger(__name__)
+Kind = Literal["model", "sampler", "scheduler"]
+MAX_CHOICES = 25  # Discord's cap for autocomplete answers
+MAX_CHOICE_LEN = 100  # Discord's cap for a choice name and value
+
+
+def _norm(text: str) -> str:
+    return text.strip().casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    models: list[dict[str, Any]] = field(default_factory=list)
+    samplers: list[dict[str, Any]] = field(default_factory=list)
+    schedulers: list[dict[str, Any]] = field(default_factory=list)
+    fetched_at: float = 0.0
+
+    # -- resolution: user text -> the exact name the WebUI expects, or None -------------------
+    def resolve_model(self, text: str) -> str | None:
+        """Match a title, a file name with or without extension, a model_name or a hash."""
+        want = _norm(text)
+        for m in self.models:
+            title = m.get("title") or ""
+            bare_title = title.split(" [", 1)[0]
+            path = PurePath(bare_title.replace("\\", "/"))
+            aliases = {title, bare_title, path.name, path.stem, str(path.with_suffix("")),
+                       m.get("model_name") or "", m.get("hash") or "", (m.get("sha256") or "")[:10]}
+            if want in {_norm(a) for a in aliases if a}:
+                return title
+        return None
+
+    def resolve_sampler(self, text: str) -> str | None:
+        want = _norm(text)
+        for s in self.samplers:
+            if want == _norm(s["name"]) or want in {_norm(a) for a in s.get("aliases") or ()}:
+                return str(s["name"])
+        return None
+
+    def resolve_scheduler(self, text: str) -> str | None:
+        want = _norm(text)
+        for s in self.schedulers:
+            names = {s.get("label") or "", s.get("name") or "", *(s.get("aliases") or ())}
+            if want in {_norm(n) for n in names if n}:
+                return str(s.get("label") or s["name"])
+        return None
+
+    def resolver(self, kind: Kind) -> Callable[[str], str | None]:
+        return {"model": self.resolve_model, "sampler": self.resolve_sampler,
+                "scheduler": self.resolve_scheduler}[kind]
+
+    def has(self, kind: Kind) -> bool:
+        return bool({"model": self.models, "sampler": self.samplers, "scheduler": self.schedulers}[kind])
+
+    def model_label(self, title: str) -> str:
+        """A short display name for a model title (`sub/name.safetensors [hash]` -> `name`)."""
+        for m in self.models:
+            if m.get("title") == title and m.get("model_name"):
+                return PurePath(title.split(" [", 1)[0].replace("\\", "/")).stem
+        return title
+
+    # -- autocomplete ------------------------------------------------------------------------
+    def entries(self, kind: Kind) -> Iterable[tuple[str, str]]:
+        """(display name, value) pairs; values stay within Discord's 100 characters."""
+        if kind == "model":
+            for m in self.models:
+                title = str(m.get("title") or "")
+                value = title if len(title) <= MAX_CHOICE_LEN else str(m.get("model_name") or title)
+                yield title, value
+        elif kind == "sampler":
+            for s in self.samplers:
+                yield str(s["name"]), str(s["name"])
+        else:
+            for s in self.schedulers:
+                label = str(s.get("label") or s["name"])
+                yield label, label
+
+    def choices(self, kind: Kind, current: str) -> list[tuple[str, str]]:
+        """Substring matches (case-insensitive), prefix matches first, at most 25."""
+        want = _norm(current)
+        hits = [(n, v) for n, v in self.entries(kind) if want in _norm(n)]
+        hits.sort(key=lambda nv: not _norm(nv[0]).startswith(want))
+        return [(n[:MAX_CHOICE_LEN], v[:MAX_CHOICE_LEN]) for n, v in hits[:MAX_CHOICES]]
+
+
+class CatalogueCache:
+    """A TTL cache of one WebUI's catalogue with single-flight refresh."""
+
+    def __init__(self, client: WebUIClient, *, ttl: float = 60.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.current: Catalogue | None = None
+        self._refresh: asyncio.Task[Catalogue] | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.current is not None and time.monotonic() - self.current.fetched_at < self.ttl
+
+    async def _fetch(self) -> Catalogue:
+        models, samplers, schedulers = await asyncio.gather(
+            self.client.sd_models(), self.client.samplers(), self.client.schedulers()
+        )
+        self.current = Catalogue(models, samplers, schedulers, time.monotonic())
+        return self.current
+
+    def refresh(self) -> asyncio.Task[Catalogue]:
+        """Start a refresh unless one is running; returns the task."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.get_running_loop().create_task(self._fetch())
+            self._refresh.add_done_callback(self._log_failure)
+        return self._refresh
+
+    @staticmethod
+    def _log_failure(task: asyncio.Task[Catalogue]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("Catalogue refresh failed: %s", exc)
+
+    async def get(self) -> Catalogue:
+        """A fresh catalogue; raises WebUIError when the WebUI can't be asked and nothing is cached."""
+        if self.fresh:
+            assert self.current is not None
+            return self.current
+        try:
+            return await asyncio.shield(self.refresh())
+        except WebUIError:
+            if self.current is not None:
+                return self.current
+            raise
+
+    async def choices(self, kind: Kind, current: str, *, wait: float = 1.5) -> list[tuple[str, str]]:
+        """Autocomplete choices; never raises, never waits longer than `wait` seconds."""
+        if not self.fresh:
+            task = self.refresh()
+            if self.current is None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), wait)
+                except (TimeoutError, WebUIError):
+                    return []
+                except Exception:  # noqa: BLE001 - autocomplete must never error
+                    log.exception("Catalogue fetch for autocomplete failed")
+                    return []
+        return self.current.choices(kind, current) if self.current else []
+
+    async def close(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()

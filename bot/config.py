@@ -1,0 +1,249 @@
+"""Configuration: environment variables, else a `.env` found from the working directory.
+
+The real environment always wins over `.env`. Every invalid value is reported (one line per
+problem, naming the variable and what is expected) before start-up stops.
+No Discord imports here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+__all__ = ["ConfigError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
+
+T = TypeVar("T")
+
+# Hard limits that no configuration may exceed (the WebUI and Discord cannot go further).
+ABS_MIN_SIDE = 64
+ABS_MAX_SIDE = 2048
+ABS_MAX_STEPS = 150
+ABS_MAX_BATCH = 10  # Discord: at most 10 files per message
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """One or more settings are invalid; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    discord_token: str | None = field(default=None, repr=False)
+    webui_url: str = "http://127.0.0.1:7860"
+    webui_auth: tuple[str, str] | None = field(default=None, repr=False)
+    guild_ids: tuple[int, ...] = ()
+    data_dir: Path = Path("data")
+    default_steps: int = 20
+    default_sampler: str = "DPM++ 2M"
+    default_scheduler: str = "Karras"
+    default_width: int = 512
+    default_height: int = 512
+    default_negative_prompt: str = ""
+    default_cfg_scale: float = 7.0
+    max_steps: int = 50
+    max_pixels: int = 1024 * 1024
+    max_batch: int = 4
+    log_level: str = "INFO"
+    generation_timeout: float = 1800.0
+    # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
+    discord_api_base: str = ""
+    discord_gateway_url: str = ""
+
+    @property
+    def webui_display_url(self) -> str:
+        """The WebUI URL without credentials, safe to log and show."""
+        return split_credentials(self.webui_url)[0]
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """Return (url without `user:pass@`, (user, pass) or None)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username), unquote(parts.password or ""))
+
+
+def load_dotenv_file() -> Path | None:
+    """Load `.env` searched from the working directory upwards; the real environment wins."""
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return None
+    load_dotenv(path, override=False)
+    return Path(path)
+
+
+class _Reader:
+    """Reads typed values from an environment mapping, collecting every problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def get(
+        self, name: str, default: T, parse: Callable[[str], T], expected: str, *, secret: bool = False
+    ) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except (ValueError, TypeError):
+            shown = "" if secret else f", got {_mask(value)!r}"
+            self.problems.append(f"{name}: expected {expected}{shown}")
+            return default
+
+    def int_in(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.get(name, default, int, f"a whole number from {low} to {high}")
+        if not low <= value <= high:
+            self.problems.append(f"{name}: expected a whole number from {low} to {high}, got {value}")
+            return default
+        return value
+
+
+def _mask(value: str) -> str:
+    """Hide `user:pass@` credentials in a value before it is shown."""
+    if "@" in value and "://" in value:
+        scheme, _, rest = value.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return value
+
+
+def _parse_url(value: str) -> str:
+    parts = urlsplit(value)
+    _ = parts.port  # raises ValueError for a port that is not a number
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(value)
+    return value.rstrip("/")
+
+
+def _parse_auth(value: str) -> tuple[str, str]:
+    user, sep, password = value.partition(":")
+    if not sep or not user:
+        raise ValueError(value)
+    return user, password
+
+
+def _parse_ids(value: str) -> tuple[int, ...]:
+    ids = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if not piece.isdigit():
+            raise ValueError(piece)
+        ids.append(int(piece))
+    return tuple(ids)
+
+
+def _parse_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(value)
+    return level
+
+
+def _parse_positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(value)
+    return number
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool = True) -> Settings:
+    """Build Settings from `env` (default: os.environ). Raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    r = _Reader(env)
+    d = Settings()
+
+    token = r.raw("DISCORD_TOKEN")
+    if require_token and not token:
+        r.problems.append("DISCORD_TOKEN: required; the bot token from the Discord developer portal")
+
+    url = r.get("WEBUI_URL", d.webui_url, _parse_url, "an http:// or https:// URL such as http://127.0.0.1:7860")
+    if "," in url:
+        r.problems.append("WEBUI_URL: expected one URL; several backends are not supported yet")
+    url_auth = split_credentials(url)[1] if "," not in url else None
+    auth = r.get("WEBUI_AUTH", None, _parse_auth, "user:password", secret=True)
+    if auth and url_auth:
+        r.problems.append("WEBUI_AUTH: set credentials either in WEBUI_URL (user:pass@) or in WEBUI_AUTH, not both")
+
+    max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
+    max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
+    max_batch = r.int_in("MAX_BATCH", d.max_batch, 1, ABS_MAX_BATCH)
+    steps = r.int_in("DEFAULT_STEPS", d.default_steps, 1, ABS_MAX_STEPS)
+    if steps > max_steps:
+        r.problems.append(f"DEFAULT_STEPS: expected at most MAX_STEPS ({max_steps}), got {steps}")
+    width = r.int_in("DEFAULT_WIDTH", d.default_width, ABS_MIN_SIDE, ABS_MAX_SIDE)
+    height = r.int_in("DEFAULT_HEIGHT", d.default_height, ABS_MIN_SIDE, ABS_MAX_SIDE)
+    for name, side in (("DEFAULT_WIDTH", width), ("DEFAULT_HEIGHT", height)):
+        if side % 8:
+            r.problems.append(f"{name}: expected a multiple of 8, got {side}")
+    if width * height > max_pixels:
+        r.problems.append(
+            f"DEFAULT_WIDTH x DEFAULT_HEIGHT: expected at most MAX_PIXELS ({max_pixels}) pixels, "
+            f"got {width}x{height} = {width * height}"
+        )
+
+    settings = Settings(
+        discord_token=token,
+        webui_url=url,
+        webui_auth=auth or url_auth,
+        guild_ids=r.get("DISCORD_GUILD_IDS", (), _parse_ids, "comma-separated numeric guild ids"),
+        data_dir=Path(r.raw("SDCORD_DATA_DIR") or d.data_dir),
+        default_steps=steps,
+        default_sampler=r.raw("DEFAULT_SAMPLER") or d.default_sampler,
+        default_scheduler=r.raw("DEFAULT_SCHEDULER") or d.default_scheduler,
+        default_width=width,
+        default_height=height,
+        default_negative_prompt=r.raw("DEFAULT_NEGATIVE_PROMPT") or "",
+        max_steps=max_steps,
+        max_pixels=max_pixels,
+        max_batch=max_batch,
+        log_level=r.get("LOG_LEVEL", d.log_level, _parse_level, "one of " + ", ".join(LOG_LEVELS)),
+        generation_timeout=r.get(
+            "WEBUI_TIMEOUT", d.generation_timeout, _parse_positive_float, "a number of seconds above 0"
+        ),
+        discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
+        discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """A log- and print-safe view of the settings (no token, no credentials)."""
+    return {
+        "WEBUI_URL": settings.webui_display_url,
+        "WEBUI_AUTH": "set" if settings.webui_auth else "not set",
+        "DISCORD_TOKEN": "set" if settings.discord_token else "not set",
+        "DISCORD_GUILD_IDS": ",".join(map(str, settings.guild_ids)) or "(global)",
+        "SDCORD_DATA_DIR": str(settings.data_dir),
+        "DEFAULTS": f"{settings.default_steps} steps, {settings.default_sampler} / {settings.default_scheduler}, "
+        f"{settings.default_width}x{settings.default_height}",
+        "LIMITS": f"steps<={settings.max_steps}, pixels<={settings.max_pixels}, batch<={settings.max_batch}",
+        "LOG_LEVEL": settings.log_level,
+    }
+

@@ -1,0 +1,82 @@
+"""`sdcord doctor`: check the configuration and the WebUI without connecting to Discord."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from .catalogue import Catalogue
+from .config import ConfigError, Settings, describe, load_settings
+from .webui import WebUIClient, WebUIError
+
+OK, FAIL, WARN = "ok", "FAIL", "warn"
+
+
+async def check(settings: Settings) -> list[tuple[str, str, str]]:
+    """Rows of (check, status, detail) for the WebUI part."""
+    rows: list[tuple[str, str, str]] = []
+    client = WebUIClient(settings.webui_url, auth=settings.webui_auth, catalogue_timeout=10.0)
+    try:
+        try:
+            version = await client.version_info()
+            rows.append(("WebUI reachable", OK, f"{settings.webui_display_url} ({_version_text(version)})"))
+        except WebUIError as exc:
+            rows.append(("WebUI reachable", FAIL, exc.message))
+            return rows
+        found: dict[str, list[dict[str, object]]] = {}
+        for label, call in (("models", client.sd_models), ("samplers", client.samplers),
+                            ("schedulers", client.schedulers)):
+            try:
+                found[label] = items = await call()
+            except WebUIError as exc:
+                rows.append((f"WebUI {label}", FAIL, exc.message))
+                continue
+            status = OK if items or label == "schedulers" else FAIL  # no /schedulers on older WebUIs
+            rows.append((f"WebUI {label}", status, f"{len(items)} available" + _sample(items)))
+        catalogue = Catalogue(**found)  # type: ignore[arg-type]
+        if catalogue.samplers:
+            known = catalogue.resolve_sampler(settings.default_sampler)
+            rows.append(("DEFAULT_SAMPLER", OK if known else FAIL,
+                         settings.default_sampler + ("" if known else " is not offered by this WebUI")))
+        if catalogue.schedulers:
+            known = catalogue.resolve_scheduler(settings.default_scheduler)
+            rows.append(("DEFAULT_SCHEDULER", OK if known else FAIL,
+                         settings.default_scheduler + ("" if known else " is not offered by this WebUI")))
+    finally:
+        await client.close()
+    return rows
+
+
+def _sample(items: list[dict[str, object]]) -> str:
+    names = [str(i.get("title") or i.get("label") or i.get("name")) for i in items[:3]]
+    return f": {', '.join(names)}{', …' if len(items) > 3 else ''}" if names else ""
+
+
+def _version_text(info: dict[str, object]) -> str:
+    parts = [str(v) for k in ("flavour", "version") if (v := info.get(k))]
+    return " ".join(parts) or "version unknown"
+
+
+def print_table(rows: list[tuple[str, str, str]], out: TextIO) -> None:
+    width = max(len(r[0]) for r in rows)
+    for name, status, detail in rows:
+        print(f"{name.ljust(width)}  {status:<4}  {detail}", file=out)
+
+
+async def doctor(out: TextIO = sys.stdout) -> int:
+    rows: list[tuple[str, str, str]] = []
+    try:
+        settings = load_settings(require_token=False)
+    except ConfigError as exc:
+        rows += [("configuration", FAIL, line) for line in exc.problems]
+        print_table(rows, out)
+        return 1
+    for key, value in describe(settings).items():
+        rows.append((key, OK, value))
+    if not settings.discord_token:
+        rows.append(("DISCORD_TOKEN", FAIL, "not set; needed to run the bot (sdcord doctor doesn't use it)"))
+    rows += await check(settings)
+    print_table(rows, out)
+    failed = sum(1 for r in rows if r[1] == FAIL)
+    print(f"\n{failed} problem(s) found." if failed else "\nAll checks passed.", file=out)
+    return 1 if failed else 0

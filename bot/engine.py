@@ -1,0 +1,169 @@
+"""The generation engine: options -> payload -> WebUI -> upload-ready PNGs with their infotext.
+
+Discord-free: the cog parses the interaction, calls this, and renders the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import png
+from .catalogue import Catalogue, CatalogueCache
+from .config import Settings
+from .payload import BuiltPayload, DrawOptions, build_txt2img
+from .webui import GenerationResult, WebUIClient
+
+__all__ = ["DrawEngine", "Outcome", "OutputImage", "REQUEST_SIZE_LIMIT"]
+
+log = logging.getLogger(__name__)
+
+# Discord: "The maximum request size when sending a message is 25 MiB" (all files together).
+REQUEST_SIZE_LIMIT = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutputImage:
+    filename: str
+    data: bytes
+    infotext: str | None
+    seed: int | None
+    note: str | None = None  # set when the image had to be re-encoded to fit the upload limit
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    images: list[OutputImage]
+    prompt: str
+    seeds: list[int]
+    steps: int | None
+    sampler: str | None
+    scheduler: str | None
+    model: str | None
+    elapsed: float
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class _Counter:
+    """The running image number of file names (`00042-SEED.png`), kept in the data dir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.value: int | None = None
+
+    def _load(self) -> int:
+        try:
+            return int(self.path.read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def take(self, n: int) -> int:
+        """Reserve n numbers; returns the first. Sync: called from a worker thread."""
+        if self.value is None:
+            self.value = self._load()
+        first = self.value + 1
+        self.value += n
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(str(self.value))
+        os.replace(tmp, self.path)
+        return first
+
+
+def _params_of(infotext: str | None) -> dict[str, Any]:
+    from .infotext import parse_generation_parameters
+
+    return parse_generation_parameters(infotext) if infotext else {}
+
+
+class DrawEngine:
+    """Owns one WebUI client and its catalogue cache; turns options into finished images."""
+
+    def __init__(self, settings: Settings, client: WebUIClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.catalogue = CatalogueCache(client)
+        self._counter = _Counter(settings.data_dir / "image-counter")
+        self._counter_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.catalogue.close()
+        await self.client.close()
+
+    # -- preparing -------------------------------------------------------------------------
+    def prepare(self, opts: DrawOptions) -> BuiltPayload:
+        """Validate with whatever catalogue is cached (no WebUI call); raises OptionError."""
+        return build_txt2img(opts, self.settings, self.catalogue.current)
+
+    async def finalize(self, opts: DrawOptions, built: BuiltPayload) -> BuiltPayload:
+        """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
+        if built.names_checked:
+            return built
+        catalogue: Catalogue = await self.catalogue.get()
+        return build_txt2img(opts, self.settings, catalogue)
+
+    # -- generating ------------------------------------------------------------------------
+    async def generate(self, built: BuiltPayload, *, filesize_limit: int) -> Outcome:
+        """Run txt2img and return upload-ready images; raises WebUIError on WebUI failures."""
+        started = time.monotonic()
+        result = await self.client.txt2img(built.payload)
+        images = await self._finish_images(result, built, filesize_limit)
+        first = images[0].infotext if images else None
+        params = await asyncio.to_thread(_params_of, first)
+        info = result.info
+        sampler = info.get("sampler_name") or params.get("Sampler") or built.payload.get("sampler_name")
+        scheduler = params.get("Schedule type") or built.payload.get("scheduler")
+        model = info.get("sd_model_name") or params.get("Model") or built.model
+        return Outcome(
+            images=images,
+            prompt=built.payload["prompt"],
+            seeds=[img.seed for img in images if img.seed is not None],
+            steps=info.get("steps") or built.payload.get("steps"),
+            sampler=sampler,
+            scheduler=scheduler,
+            model=model,
+            elapsed=time.monotonic() - started,
+            notes=list(built.notes) + [img.note for img in images if img.note],
+            info=info,
+        )
+
+    async def _finish_images(
+        self, result: GenerationResult, built: BuiltPayload, filesize_limit: int
+    ) -> list[OutputImage]:
+        start = result.index_of_first_image
+        count = int(built.payload.get("batch_size", 1)) * int(built.payload.get("n_iter", 1))
+        raw = result.images[start : start + count] or result.images[start:]
+        pairs = []
+        for k, data in enumerate(raw):
+            i = start + k
+            infotext = result.infotexts[i] if i < len(result.infotexts) else None
+            seed = result.seeds[k] if k < len(result.seeds) else None
+            pairs.append((data, infotext, seed))
+        per_file = min(filesize_limit, REQUEST_SIZE_LIMIT // max(1, len(pairs)))
+        async with self._counter_lock:
+            first_number = await asyncio.to_thread(self._counter.take, len(pairs))
+        return await asyncio.to_thread(_prepare_uploads, pairs, per_file, first_number)
+
+
+def _prepare_uploads(
+    pairs: list[tuple[bytes, str | None, int | None]], limit: int, first_number: int
+) -> list[OutputImage]:
+    """Runs in a worker thread: make sure each PNG carries its infotext and fits the limit."""
+    out = []
+    for n, (data, infotext, seed) in enumerate(pairs):
+        own = png.read_parameters(data)
+        if own is not None:
+            infotext = own
+        else:
+            data = png.ensure_parameters(data, infotext)
+        fitted = png.fit_to_limit(data, limit, infotext)
+        name = f"{first_number + n:05d}-{seed if seed is not None else 0}.{fitted.extension}"
+        out.append(OutputImage(name, fitted.data, infotext, seed, fitted.note))
+    return out
+

@@ -1,0 +1,168 @@
+"""The one place that turns a user's /draw options into a WebUI payload.
+
+Defaults come from the configuration, limits are enforced with a message that names each bad
+option and its allowed range, and only the fields sdcord exposes reach the payload.
+No Discord imports here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalogue import Catalogue
+from .config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
+
+__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "MAX_PROMPT_LENGTH", "MAX_SEED"]
+
+MAX_PROMPT_LENGTH = 1500
+MAX_SEED = 4294967295
+MIN_CFG, MAX_CFG = 1.0, 30.0
+
+
+class OptionError(ValueError):
+    """The user's options are not acceptable; `problems` holds one short line per bad option."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class DrawOptions:
+    """What a user asked for; None means "not given" (use the default)."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    batch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltPayload:
+    payload: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
+    names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
+
+    @property
+    def model(self) -> str | None:
+        overrides = self.payload.get("override_settings") or {}
+        return overrides.get("sd_model_checkpoint")
+
+
+def _round8(value: int) -> int:
+    return max(ABS_MIN_SIDE, min(ABS_MAX_SIDE, int(round(value / 8)) * 8))
+
+
+def _side(name: str, value: int | None, default: int, problems: list[str], notes: list[str]) -> int:
+    if value is None:
+        return default
+    if not ABS_MIN_SIDE <= value <= ABS_MAX_SIDE:
+        problems.append(f"`{name}` must be between {ABS_MIN_SIDE} and {ABS_MAX_SIDE} (got {value}).")
+        return default
+    rounded = _round8(value)
+    if rounded != value:
+        notes.append(f"{name} {value} rounded to {rounded} (multiples of 8)")
+    return rounded
+
+
+def _text(name: str, value: str | None, problems: list[str], *, required: bool = False) -> str:
+    text = (value or "").strip()
+    if required and not text:
+        problems.append(f"`{name}` can't be empty.")
+    if len(text) > MAX_PROMPT_LENGTH:
+        problems.append(f"`{name}` is too long: at most {MAX_PROMPT_LENGTH} characters (got {len(text)}).")
+    return text
+
+
+def _name(
+    kind: str, value: str | None, default: str | None, catalogue: Catalogue | None, problems: list[str]
+) -> str | None:
+    """Resolve a model/sampler/scheduler name against the WebUI's own list when we have it."""
+    text = (value or "").strip() or None
+    if text is None:
+        text = default
+        if text is None:
+            return None
+    if catalogue is None or not catalogue.has(kind):  # type: ignore[arg-type]
+        return text
+    resolved = catalogue.resolver(kind)(text)  # type: ignore[arg-type]
+    if resolved is None:
+        if value is None:  # a configured default the WebUI doesn't know: let the WebUI decide
+            return text
+        problems.append(f"`{kind}`: the WebUI has no {kind} called {text[:80]!r}; pick one from the list.")
+    return resolved
+
+
+def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | None = None) -> BuiltPayload:
+    """Validate `opts` and build a txt2img payload. Raises OptionError naming every bad option.
+
+    With a catalogue, model/sampler/scheduler names are checked and normalised to what the WebUI
+    expects (A1111 1.10 silently replaces unknown samplers, so the WebUI won't tell us).
+    """
+    problems: list[str] = []
+    notes: list[str] = []
+
+    prompt = _text("prompt", opts.prompt, problems, required=True)
+    negative = _text("negative_prompt", opts.negative_prompt, problems)
+    if opts.negative_prompt is None:
+        negative = settings.default_negative_prompt
+
+    steps = settings.default_steps if opts.steps is None else opts.steps
+    if not 1 <= steps <= settings.max_steps:
+        problems.append(f"`steps` must be between 1 and {settings.max_steps} (got {steps}).")
+
+    cfg = settings.default_cfg_scale if opts.cfg_scale is None else float(opts.cfg_scale)
+    if not MIN_CFG <= cfg <= MAX_CFG:
+        problems.append(f"`cfg_scale` must be between {MIN_CFG:g} and {MAX_CFG:g} (got {cfg:g}).")
+
+    seed = -1 if opts.seed is None else opts.seed
+    if not -1 <= seed <= MAX_SEED:
+        problems.append(f"`seed` must be between -1 (random) and {MAX_SEED} (got {seed}).")
+
+    batch = 1 if opts.batch is None else opts.batch
+    if not 1 <= batch <= settings.max_batch:
+        problems.append(f"`batch` must be between 1 and {settings.max_batch} (got {batch}).")
+
+    width = _side("width", opts.width, settings.default_width, problems, notes)
+    height = _side("height", opts.height, settings.default_height, problems, notes)
+    if width * height > settings.max_pixels:
+        problems.append(
+            f"`width` x `height` is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {settings.max_pixels:,} pixels per image."
+        )
+
+    model = _name("model", opts.model, None, catalogue, problems)
+    sampler = _name("sampler", opts.sampler, settings.default_sampler, catalogue, problems)
+    scheduler = _name("scheduler", opts.scheduler, settings.default_scheduler, catalogue, problems)
+
+    if problems:
+        raise OptionError(problems)
+
+    payload: dict[str, Any] = {
+        "prompt": prompt,
+        "negative_prompt": negative,
+        "seed": seed,
+        "sampler_name": sampler,
+        "scheduler": scheduler,
+        "steps": steps,
+        "cfg_scale": cfg,
+        "width": width,
+        "height": height,
+        "batch_size": batch,
+        "n_iter": 1,
+        "send_images": True,
+        "save_images": False,
+    }
+    if model is not None:
+        # Per request only: never POST /options, which would switch the model for every WebUI user.
+        payload["override_settings"] = {"sd_model_checkpoint": model}
+        payload["override_settings_restore_afterwards"] = True
+    return BuiltPayload(payload, notes, names_checked=catalogue is not None)

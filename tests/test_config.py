@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_dotenv_file, load_settings, split_credentials
+
+
+def problems_of(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"DISCORD_TOKEN": "t", **env})
+    return info.value.problems
+
+
+def test_defaults_match_the_documented_table() -> None:
+    s = load_settings({"DISCORD_TOKEN": "tok"})
+    assert s.webui_url == "http://127.0.0.1:7860"
+    assert s.webui_auth is None and s.guild_ids == ()
+    assert s.data_dir == Path("data")
+    assert (s.default_steps, s.default_sampler, s.default_scheduler) == (20, "DPM++ 2M", "Karras")
+    assert (s.default_width, s.default_height, s.default_negative_prompt) == (512, 512, "")
+    assert (s.max_steps, s.max_pixels, s.max_batch, s.log_level) == (50, 1048576, 4, "INFO")
+
+
+def test_token_required_only_to_run() -> None:
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
+        load_settings({})
+    assert load_settings({}, require_token=False).discord_token is None
+
+
+def test_every_problem_is_reported_one_line_each() -> None:
+    problems = problems_of({
+        "WEBUI_URL": "ftp://x", "MAX_STEPS": "lots", "DEFAULT_WIDTH": "500", "LOG_LEVEL": "loud",
+        "DISCORD_GUILD_IDS": "12,abc", "MAX_BATCH": "11", "DEFAULT_STEPS": "0",
+    })
+    joined = "\n".join(problems)
+    for name in ("WEBUI_URL", "MAX_STEPS", "DEFAULT_WIDTH", "LOG_LEVEL", "DISCORD_GUILD_IDS", "MAX_BATCH",
+                 "DEFAULT_STEPS"):
+        assert sum(p.startswith(name + ":") for p in problems) == 1, (name, joined)
+    assert "multiple of 8" in joined and "from 1 to 10" in joined
+
+
+def test_default_beyond_limit_is_refused() -> None:
+    problems = problems_of({"DEFAULT_STEPS": "60", "DEFAULT_WIDTH": "2048", "DEFAULT_HEIGHT": "2048"})
+    assert any("DEFAULT_STEPS: expected at most MAX_STEPS (50)" in p for p in problems)
+    assert any("MAX_PIXELS" in p for p in problems)
+
+
+def test_secrets_are_never_echoed() -> None:
+    problems = problems_of({"WEBUI_AUTH": "hunter2nocolon", "WEBUI_URL": "http://bob:s3cret@host:nope"})
+    text = "\n".join(problems)
+    assert "hunter2" not in text and "s3cret" not in text
+    assert repr(load_settings({"DISCORD_TOKEN": "tok-SECRET", "WEBUI_AUTH": "u:pw-SECRET"})).count("SECRET") == 0
+
+
+def test_credentials_in_url_mean_basic_auth() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t", "WEBUI_URL": "http://alice:p%40ss@gpu.lan:7860/"})
+    assert s.webui_auth == ("alice", "p@ss")
+    assert s.webui_display_url == "http://gpu.lan:7860"
+    assert split_credentials("http://h:1/x") == ("http://h:1/x", None)
+    s2 = load_settings({"DISCORD_TOKEN": "t", "WEBUI_AUTH": "bob:pw:with:colons"})
+    assert s2.webui_auth == ("bob", "pw:with:colons")
+    assert "not both" in problems_of({"WEBUI_URL": "http://a:b@h", "WEBUI_AUTH": "c:d"})[0]
+
+
+def test_guild_ids_and_values_are_parsed() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t", "DISCORD_GUILD_IDS": " 123, 456 ,", "MAX_PIXELS": "262144",
+                       "DEFAULT_WIDTH": "256", "DEFAULT_HEIGHT": "512", "LOG_LEVEL": "debug"})
+    assert s.guild_ids == (123, 456)
+    assert (s.max_pixels, s.default_width, s.log_level) == (262144, 256, "DEBUG")
+
+
+def test_dotenv_from_working_directory_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=from-dotenv\nMAX_STEPS=40\nDEFAULT_STEPS=30\n")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    for key in ("DISCORD_TOKEN", "MAX_STEPS", "DEFAULT_STEPS"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MAX_STEPS", "45")
+    assert load_dotenv_file() == tmp_path / ".env"
+    s = load_settings()
+    assert (s.discord_token, s.max_steps, s.default_steps) == ("from-dotenv", 45, 30)
+    for key in ("DISCORD_TOKEN", "DEFAULT_STEPS"):
+        os.environ.pop(key, None)
+
+
+def test_settings_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().max_steps = 3  # type: ignore[misc]
