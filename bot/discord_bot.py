@@ -47,14 +47,27 @@ def use_discord_endpoints(api_base: str, gateway_url: str) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
-async def _send_ephemeral(interaction: discord.Interaction[Any], content: str) -> None:
-    """Tell the user something privately, whatever state the interaction is in."""
+async def _tell_user(interaction: discord.Interaction[Any], content: str, *, private: bool = False) -> None:
+    """Tell the user about an error, whatever state the interaction is in.
+
+    Not yet answered: an ephemeral reply. Deferred with a public "thinking…": that message becomes
+    the error, so an accepted job never hangs (with `private`, it is removed and the reason sent
+    ephemerally instead). Otherwise: an ephemeral follow-up.
+    """
     if interaction.type is discord.InteractionType.autocomplete:
         return  # autocomplete can't carry a message
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(content, ephemeral=True)
-        elif not interaction.is_expired():
+        elif interaction.is_expired():
+            log.warning("Interaction expired before the error could be shown")
+        elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            if private:
+                await interaction.delete_original_response()
+                await interaction.followup.send(content, ephemeral=True)
+            else:
+                await interaction.edit_original_response(content=f"❌ {content}", attachments=[], view=None)
+        else:
             await interaction.followup.send(content, ephemeral=True)
     except discord.HTTPException as exc:
         log.warning("Could not tell the user about an error: %s", exc)
@@ -64,11 +77,12 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     """The one place errors become a short ephemeral message (with an error id) and a log entry."""
     original = getattr(error, "original", error)
     error_id = new_error_id()
+    private = False
     command = where or (interaction.command.qualified_name if interaction.command else "interaction")
     who = f"user={interaction.user.id} guild={interaction.guild_id} channel={interaction.channel_id}"
     if isinstance(original, OptionError):
         log.info("[%s] /%s refused bad options (%s): %s", error_id, command, who, original)
-        message = str(original)
+        message, private = str(original), True
     elif isinstance(original, WebUIError):
         log.warning("[%s] /%s WebUI error (%s): %s | %s", error_id, command, who, original.message, original.detail)
         message = f"{original.message} (error id `{error_id}`)"
@@ -82,7 +96,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     else:
         log.error("[%s] /%s failed (%s)", error_id, command, who, exc_info=original)
         message = f"Something went wrong on our side (error id `{error_id}`). The details are in the bot's log."
-    await _send_ephemeral(interaction, message[:2000])
+    await _tell_user(interaction, message[:1990], private=private)
 
 
 class SDTree(app_commands.CommandTree["SDBot"]):

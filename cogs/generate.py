@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from typing import TYPE_CHECKING
 
 import discord
@@ -11,16 +10,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
-from bot.discord_bot import new_error_id
-from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions, OptionError
-from bot.webui import WebUIError
+from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
 
 if TYPE_CHECKING:
     from bot.catalogue import Kind
     from bot.discord_bot import SDBot
     from bot.engine import DrawEngine, Outcome
-
-log = logging.getLogger(__name__)
 
 SUMMARY_PROMPT_CHARS = 300
 
@@ -91,18 +86,10 @@ class Generate(commands.Cog):
                            width, height, batch)
         built = self.engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
         await interaction.response.defer(thinking=True)  # before any WebUI call: the 3 s deadline always holds
-        try:
-            built = await self.engine.finalize(opts, built)
-            outcome = await self.engine.generate(built, filesize_limit=interaction.filesize_limit)
-        except OptionError as exc:  # only reachable when the catalogue was cold before the defer
-            await interaction.delete_original_response()
-            await interaction.followup.send(str(exc), ephemeral=True)
-            return
-        except WebUIError as exc:
-            error_id = new_error_id()
-            log.warning("[%s] /draw by %s failed: %s | %s", error_id, interaction.user.id, exc.message, exc.detail)
-            await interaction.edit_original_response(content=f"❌ {exc.message} (error id `{error_id}`)")
-            return
+        # Errors from here on (a name the WebUI doesn't know, the WebUI failing) go to the tree's
+        # on_error, which turns the "thinking…" message into the reason, with an error id.
+        built = await self.engine.finalize(opts, built)
+        outcome = await self.engine.generate(built, filesize_limit=interaction.filesize_limit)
         files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
         await interaction.edit_original_response(content=render_summary(outcome), attachments=files)
 
