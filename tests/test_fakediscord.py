@@ -1,0 +1,520 @@
+"""Self-tests of tests/fakediscord: a real discord.py commands.Bot driven against the fake, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import struct
+import time
+import zlib
+from typing import Optional
+
+import aiohttp
+import discord
+import pytest
+import pytest_asyncio
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakediscord import FakeDiscord, InteractionFailed, InvalidInvocation, Perm
+from tests.fakediscord.models import snowflake_time
+from tests.fakediscord.pytest_plugin import fake_discord  # noqa: F401  (fixture)
+
+
+def png(width: int = 2, height: int = 3, payload: bytes = b"") -> bytes:
+    """A tiny valid PNG (optionally padded with a tEXt chunk to a given size)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
+    text = chunk(b"tEXt", b"parameters\x00" + payload) if payload else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + text + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+# ----------------------------------------------------------------------------- the bot under test
+
+
+class ResultView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Re-roll", custom_id="selftest:reroll", style=discord.ButtonStyle.primary)
+    async def reroll(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        interaction.client.events.append(("click", interaction.user.id, interaction.message.id))
+        await interaction.response.edit_message(content=f"re-rolled by {interaction.user.name}", view=self)
+
+
+class PromptModal(discord.ui.Modal, title="Edit prompt"):
+    prompt = discord.ui.TextInput(label="Prompt", custom_id="prompt_field", max_length=200)
+    negative = discord.ui.TextInput(label="Negative", custom_id="negative_field", required=False)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"new prompt: {self.prompt.value} / {self.negative.value or '-'}")
+
+
+class SelfTestBot(commands.Bot):
+    def __init__(self, fake: FakeDiscord, **kwargs) -> None:
+        super().__init__(command_prefix="!", intents=discord.Intents.default(), **kwargs)
+        self.fake = fake
+        self.events: list[tuple] = []
+        self.errors: list[BaseException] = []
+        self.interactions: dict[str, discord.Interaction] = {}
+        self.guild_obj = discord.Object(fake.guild.id)
+        self._define_commands()
+
+    async def setup_hook(self) -> None:
+        self.add_view(ResultView())
+        self.tree.copy_global_to(guild=self.guild_obj)
+        await self.tree.sync(guild=self.guild_obj)
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.events.append(("reaction", payload.user_id, payload.message_id, str(payload.emoji)))
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.events.append(("message", message.author.id, message.id))
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        self.events.append(("edit", payload.message_id))
+
+    def _define_commands(self) -> None:
+        tree = self.tree
+
+        @tree.error
+        async def on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+            self.errors.append(getattr(error, "original", error))
+
+        @tree.command(name="draw", description="Draw an image")
+        @app_commands.describe(prompt="What to draw")
+        async def draw(
+            interaction: discord.Interaction,
+            prompt: str,
+            steps: app_commands.Range[int, 1, 150] = 20,
+            cfg: float = 7.0,
+            hires: bool = False,
+            init_image: Optional[discord.Attachment] = None,
+            model: Optional[str] = None,
+        ) -> None:
+            self.interactions["draw"] = interaction
+            await interaction.response.defer(thinking=True)
+            source = await init_image.read() if init_image is not None else b""
+            result = png(4, 4, payload=f"{prompt}|{steps}|{cfg}|{hires}|{model}".encode() + source)
+            await interaction.edit_original_response(
+                content=f"done: {prompt}", attachments=[discord.File(io.BytesIO(result), "result.png")],
+                view=ResultView(),
+            )
+
+        @draw.autocomplete("model")
+        async def model_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            names = [f"{current}-model-{i}" for i in range(40)]
+            return [app_commands.Choice(name=n, value=n) for n in names][:25]
+
+        @tree.command(name="reply", description="Type-4 reply")
+        async def reply(interaction: discord.Interaction, text: str) -> None:
+            await interaction.response.send_message(text)
+
+        @tree.command(name="secret", description="Ephemeral reply")
+        async def secret(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("only you", ephemeral=True)
+
+        @tree.command(name="follow", description="Defer then follow up twice")
+        async def follow(interaction: discord.Interaction) -> None:
+            await interaction.response.defer()
+            await interaction.followup.send("first")
+            await interaction.followup.send("second", file=discord.File(io.BytesIO(png()), "f.png"))
+
+        @tree.command(name="late", description="Answers after the ack deadline")
+        async def late(interaction: discord.Interaction, delay: float) -> None:
+            await asyncio.sleep(delay)
+            await interaction.response.send_message("too late?")
+
+        @tree.command(name="hold", description="Defers and keeps the interaction for later edits")
+        async def hold(interaction: discord.Interaction) -> None:
+            self.interactions["hold"] = interaction
+            await interaction.response.send_message("working…")
+
+        @tree.command(name="form", description="Opens a modal")
+        async def form(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(PromptModal())
+
+        @tree.command(name="big", description="Uploads a file of a given size")
+        async def big(interaction: discord.Interaction, size: int) -> None:
+            self.interactions["big"] = interaction
+            await interaction.response.defer()
+            try:
+                await interaction.followup.send(file=discord.File(io.BytesIO(b"\0" * size), "big.bin"))
+            except discord.HTTPException as exc:
+                self.errors.append(exc)
+                await interaction.followup.send("too big")
+
+        @tree.command(name="admin", description="Admins only")
+        @app_commands.default_permissions(manage_guild=True)
+        async def admin(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(f"perms={interaction.permissions.value}", ephemeral=True)
+
+        sd = app_commands.Group(name="sd", description="SD tools")
+
+        @sd.command(name="models", description="List models")
+        async def models(interaction: discord.Interaction, page: int = 1) -> None:
+            await interaction.response.send_message(f"page {page}")
+
+        tree.add_command(sd)
+
+
+@pytest.fixture
+def redirect(fake_discord):  # noqa: F811
+    """Point discord.py at the fake: the three class attributes, restored afterwards."""
+    old = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE)
+    discord.http.Route.BASE = fake_discord.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake_discord.gateway_url)
+    discord.asset.Asset.BASE = fake_discord.url
+    yield fake_discord
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY, discord.asset.Asset.BASE = old
+
+
+async def start_bot(fake: FakeDiscord, **kwargs) -> tuple[SelfTestBot, asyncio.Task]:
+    bot = SelfTestBot(fake, **kwargs)
+    task = asyncio.create_task(bot.start(fake.token))
+    await fake.wait_for_commands({"draw", "reply", "form"}, guild_id=fake.guild.id, timeout=10)
+    await fake.wait_until_ready(timeout=10)
+    return bot, task
+
+
+async def stop_bot(bot: SelfTestBot, task: asyncio.Task) -> None:
+    await bot.close()
+    await asyncio.wait_for(task, 5)
+
+
+@pytest_asyncio.fixture
+async def bot(redirect):
+    fake = redirect
+    bot, task = await start_bot(fake)
+    try:
+        yield bot
+    finally:
+        await stop_bot(bot, task)
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+async def test_fixture_world(fake_discord):  # noqa: F811
+    fake = fake_discord
+    assert fake.guild.name == "Test Guild" and fake.channel.name == "general"
+    assert fake.alice.id in fake.guild.members and fake.admin.id in fake.guild.members
+    admin_perms = fake.guild.permissions_for(fake.admin.id)
+    assert admin_perms & Perm.MANAGE_GUILD and admin_perms & Perm.MANAGE_MESSAGES
+    assert not fake.guild.permissions_for(fake.alice.id) & Perm.MANAGE_GUILD
+    assert fake.api_base.startswith("http://127.0.0.1:") and fake.api_base.endswith("/api/v10")
+    assert fake.gateway_url.startswith("ws://127.0.0.1:")
+    assert abs(snowflake_time(fake.guild.id).timestamp() - time.time()) < 60
+
+    async with aiohttp.ClientSession() as session:
+        auth = {"Authorization": f"Bot {fake.token}"}
+        async with session.get(fake.api_base + "/users/@me", headers=auth) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "application/json"
+            assert int(resp.headers["X-RateLimit-Remaining"]) > 0
+            assert (await resp.json())["id"] == str(fake.bot_user.id)
+        async with session.get(fake.api_base + "/users/@me", headers={"Authorization": "Bot nope"}) as resp:
+            assert resp.status == 401
+        async with session.get(fake.api_base + f"/channels/{fake.channel.id}/messages/123", headers=auth) as resp:
+            assert resp.status == 404 and (await resp.json())["code"] == 10008
+        async with session.ws_connect(fake.gateway_url + "?v=10&encoding=json") as ws:
+            hello = await ws.receive_json()
+            assert hello["op"] == 10
+            await ws.send_json({"op": 2, "d": {"token": "wrong", "intents": 1, "properties": {}}})
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4004
+
+
+async def test_login_sync_and_guild_state(bot):
+    fake = bot.fake
+    cmds = {c["name"]: c for c in fake.commands(fake.guild.id)}
+    assert {"draw", "reply", "secret", "sd"} <= set(cmds)
+    types = {o["name"]: o["type"] for o in cmds["draw"]["options"]}
+    assert types == {"prompt": 3, "steps": 4, "cfg": 10, "hires": 5, "init_image": 11, "model": 3}
+    assert cmds["admin"]["default_member_permissions"] == str(Perm.MANAGE_GUILD)
+    ids = {name: c["id"] for name, c in cmds.items()}
+    synced = await bot.tree.sync(guild=bot.guild_obj)  # re-sync keeps ids
+    assert {c.name: str(c.id) for c in synced} == ids
+    assert bot.application_id == fake.bot_user.id
+
+    guild = bot.get_guild(fake.guild.id)
+    assert guild is not None and guild.name == "Test Guild"
+    assert guild.get_channel(fake.channel.id).name == "general"
+    assert guild.me is not None and guild.me.guild_permissions.mention_everyone
+    assert [r for r, m, p, s in [(0, *x[1:]) for x in fake.requests] if p == "/users/@me" and s == 200]
+
+
+async def test_slash_defer_edit_with_png_roundtrip(bot):
+    fake = bot.fake
+    source = png(8, 8, payload=b"source")
+    att = fake.make_attachment(source, "init.png")
+    ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat", "steps": 30, "cfg": 6.5,
+                                                               "hires": True}, attachments={"init_image": att})
+    latency = await ix.wait_ack(timeout=5)
+    assert 0 <= latency < 1 and ix.deferred and not ix.ephemeral
+    msg = await ix.wait_original(lambda m: m.attachments, timeout=5)
+    assert msg.content == "done: a cat" and not msg.loading
+    result = msg.attachments[0]
+    assert result.filename == "result.png" and result.content_type == "image/png"
+    assert result.data.startswith(b"\x89PNG") and result.data.endswith(b"IEND\xaeB`\x82")
+    assert b"a cat|30|6.5|True|None" + source in result.data  # bytes went bot -> fake intact
+    assert msg.custom_ids() == ["selftest:reroll"]
+    assert msg.interaction_id == ix.id and msg.author_id == fake.bot_user.id
+    assert len(msg.edits) == 1 and msg.edits[0][1]["content"] == "done: a cat"
+    # the attachment is downloadable from the fake CDN, as the bot/users would
+    async with aiohttp.ClientSession() as session, session.get(result.url) as resp:
+        assert await resp.read() == result.data
+    # bot's own messages are echoed over the gateway (create for the thinking message, update for the edit)
+    await fake.wait_until(lambda: ("edit", msg.id) in bot.events, timeout=5)
+    assert ("message", fake.bot_user.id, msg.id) in bot.events
+
+
+async def test_reply_ephemeral_followups_subcommand(bot):
+    fake = bot.fake
+    ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": "hello"})
+    await ix.wait_ack()
+    assert ix.response_type == 4 and ix.original.content == "hello" and not ix.deferred
+
+    ix = await fake.invoke(fake.alice, fake.channel, "secret")
+    await ix.wait_ack()
+    assert ix.ephemeral and ix.original.ephemeral and ix.original.content == "only you"
+    await asyncio.sleep(0.05)
+    assert not any(e[0] == "message" and e[2] == ix.original.id for e in bot.events)  # never echoed
+
+    ix = await fake.invoke(fake.alice, fake.channel, "follow")
+    await ix.wait_for(lambda i: len(i.followups) == 2, timeout=5)
+    first, second = ix.followups
+    assert first is ix.original and first.content == "first"  # filled the "thinking" message
+    assert second is not ix.original and second.attachments[0].filename == "f.png"
+    assert second.interaction_metadata["original_response_message_id"] == str(first.id)
+
+    ix = await fake.invoke(fake.alice, fake.channel, "sd models", {"page": 3})
+    msg = await ix.wait_original()
+    assert msg.content == "page 3"
+
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "nope")
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "draw", {"steps": 3})  # prompt missing
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x", "stepz": 3})
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x", "steps": 500})  # max_value 150
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x", "steps": "3"})
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, fake.channel, "admin")  # default_member_permissions hides it
+    ix = await fake.invoke(fake.admin, fake.channel, "admin")
+    msg = await ix.wait_original()
+    assert int(msg.content.split("=")[1]) & Perm.MANAGE_GUILD
+
+
+async def test_persistent_button_click(bot):
+    fake = bot.fake
+    channel = bot.get_channel(fake.channel.id)
+    sent = await channel.send("result", view=ResultView())
+    msg = fake.get_message(sent.id)
+    assert msg.components[0]["components"][0]["custom_id"] == "selftest:reroll"
+    ix = await fake.click(fake.alice, msg, "selftest:reroll")
+    await ix.wait_ack()
+    assert ix.response_type == 7 and msg.content == "re-rolled by alice" and ix.original is msg
+    assert ix.payload["message"]["components"] and ix.payload["data"]["component_type"] == 2
+    assert ("click", fake.alice.id, msg.id) in bot.events
+    with pytest.raises(InvalidInvocation):
+        await fake.click(fake.alice, msg, "no-such-button")
+
+
+async def test_modal_open_and_submit(bot):
+    fake = bot.fake
+    ix = await fake.invoke(fake.alice, fake.channel, "form")
+    await ix.wait_ack()
+    assert ix.response_type == 9 and ix.modal["custom_id"] and ix.modal["title"] == "Edit prompt"
+    modal_id = ix.modal["custom_id"]
+    sub = await fake.submit_modal(fake.alice, fake.channel, modal_id, {"prompt_field": "a dog"})
+    msg = await sub.wait_original()
+    assert msg.content == "new prompt: a dog / -"
+    rows = sub.payload["data"]["components"]
+    assert rows[0]["type"] == 1 and rows[0]["components"][0] == {"type": 4, "custom_id": "prompt_field",
+                                                                  "value": "a dog"}
+    with pytest.raises(InvalidInvocation):
+        await fake.submit_modal(fake.alice, fake.channel, modal_id, {"negative_field": "x"})  # required missing
+    with pytest.raises(InvalidInvocation):
+        await fake.submit_modal(fake.alice, fake.channel, modal_id, {"prompt_field": "x", "bogus": "y"})
+
+
+async def test_reactions_both_ways(bot):
+    fake = bot.fake
+    sent = await bot.get_channel(fake.channel.id).send("react to me")
+    await sent.add_reaction("🔁")
+    await fake.wait_until(lambda: ("reaction", fake.bot_user.id, sent.id, "🔁") in bot.events, timeout=5)
+    await fake.add_reaction(fake.alice, sent.id, "🔁")
+    await fake.wait_until(lambda: ("reaction", fake.alice.id, sent.id, "🔁") in bot.events, timeout=5)
+    msg = fake.get_message(sent.id)
+    assert msg.reactions == {"🔁": [fake.bot_user.id, fake.alice.id]}
+    await sent.remove_reaction("🔁", discord.Object(fake.alice.id))
+    assert msg.reactions == {"🔁": [fake.bot_user.id]}
+    users = [u async for u in sent.reactions[0].users()] if sent.reactions else None
+    fetched = await bot.get_channel(fake.channel.id).fetch_message(sent.id)
+    assert fetched.reactions[0].count == 1 and fetched.reactions[0].me
+    assert users is None or users
+
+
+async def test_autocomplete(bot):
+    fake = bot.fake
+    choices = await fake.autocomplete(fake.alice, fake.channel, "draw", {"prompt": "x", "model": "v1"},
+                                      focused="model", timeout=5)
+    assert len(choices) == 25 and choices[0] == {"name": "v1-model-0", "value": "v1-model-0"}
+    ix = list(fake.interactions.values())[-1]
+    focused = [o for o in ix.payload["data"]["options"] if o.get("focused")]
+    assert focused == [{"name": "model", "type": 3, "value": "v1", "focused": True}]
+    with pytest.raises(InvalidInvocation):
+        await fake.autocomplete(fake.alice, fake.channel, "draw", {"prompt": "x"}, focused="prompt")
+
+
+async def test_ack_deadline_and_double_ack(bot):
+    fake = bot.fake
+    fake.ack_deadline = 0.15
+    ix = await fake.invoke(fake.alice, fake.channel, "late", {"delay": 0.25})
+    with pytest.raises(InteractionFailed):
+        await ix.wait_ack(timeout=3)
+    assert ix.rejected[0][3:] == (404, 10062) and not ix.callbacks
+    await fake.wait_until(lambda: bot.errors, timeout=3)
+    assert isinstance(bot.errors[0], discord.NotFound) and bot.errors[0].code == 10062
+
+    fake.ack_deadline = 3.0
+    ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": "once"})
+    await ix.wait_ack()
+    url = f"{fake.api_base}/interactions/{ix.id}/{ix.token}/callback?with_response=1"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"type": 4, "data": {"content": "twice"}}) as resp:
+            assert resp.status == 400 and (await resp.json())["code"] == 40060
+        async with session.post(f"{fake.api_base}/interactions/1/nope/callback", json={"type": 5}) as resp:
+            assert resp.status == 404 and (await resp.json())["code"] == 10062
+
+
+async def test_token_lifetime_vs_channel_edit(bot):
+    fake = bot.fake
+    fake.token_lifetime = 0.3
+    ix = await fake.invoke(fake.alice, fake.channel, "hold")
+    msg = await ix.wait_original()
+    interaction = bot.interactions["hold"]
+    await interaction.edit_original_response(content="50%")  # still valid
+    assert msg.content == "50%"
+    await asyncio.sleep(0.35)
+    with pytest.raises(discord.HTTPException) as exc_info:
+        await interaction.edit_original_response(content="100%")
+    assert exc_info.value.status == 401 and exc_info.value.code == 50027
+    # the non-ephemeral response is a normal bot message: the channel route still edits it
+    partial = bot.get_partial_messageable(fake.channel.id).get_partial_message(msg.id)
+    await partial.edit(content="done via channel")
+    assert msg.content == "done via channel" and [e[1].get("content") for e in msg.edits] == ["50%", "done via channel"]
+
+
+async def test_upload_limits(bot):
+    fake = bot.fake
+    fake.attachment_size_limit = 1000
+    ix = await fake.invoke(fake.alice, fake.channel, "big", {"size": 1001})
+    await ix.wait_for(lambda i: i.followups, timeout=5)
+    assert ix.payload["attachment_size_limit"] == 1000
+    assert bot.interactions["big"].filesize_limit == 1000
+    err = bot.errors[-1]
+    assert isinstance(err, discord.HTTPException) and err.status == 413 and err.code == 40005
+    assert ix.followups[0].content == "too big"
+
+    fake.channel_attachment_size_limit = 500
+    channel = bot.get_channel(fake.channel.id)
+    with pytest.raises(discord.HTTPException) as exc_info:
+        await channel.send(file=discord.File(io.BytesIO(b"\0" * 501), "x.bin"))
+    assert exc_info.value.status == 413 and exc_info.value.code == 40005
+
+    form = aiohttp.FormData(quote_fields=False)
+    form.add_field("payload_json", json.dumps({"content": "eleven"}))
+    for i in range(11):
+        form.add_field(f"files[{i}]", b"x", filename=f"{i}.txt", content_type="application/octet-stream")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{fake.api_base}/channels/{fake.channel.id}/messages", data=form,
+                                headers={"Authorization": f"Bot {fake.token}"}) as resp:
+            assert resp.status == 400 and (await resp.json())["code"] == 50035
+
+    # edits keep only the attachments listed in the keep-list
+    fake.channel_attachment_size_limit = 10 * 1024 * 1024
+    sent = await channel.send(files=[discord.File(io.BytesIO(png()), "a.png"), discord.File(io.BytesIO(png()), "b.png")])
+    await sent.edit(attachments=[sent.attachments[1], discord.File(io.BytesIO(b"c"), "c.txt")])
+    assert [a.filename for a in fake.get_message(sent.id).attachments] == ["b.png", "c.txt"]
+    with pytest.raises(discord.NotFound) as nf:
+        await channel.fetch_message(12345)
+    assert nf.value.code == 10008
+
+
+async def test_allowed_mentions(bot):
+    fake = bot.fake
+    role = fake.add_role(fake.guild, "artists", mentionable=True)
+    text = f"@everyone <@&{role.id}> <@{fake.alice.id}> hi"
+    channel = bot.get_channel(fake.channel.id)
+
+    sent = await channel.send(text)  # no allowed_mentions sent: regular messages parse everything
+    msg = fake.get_message(sent.id)
+    assert msg.allowed_mentions is None
+    assert msg.pings_everyone and msg.pinged_role_ids == [role.id] and msg.pinged_user_ids == [fake.alice.id]
+
+    sent = await channel.send(text, allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True))
+    msg = fake.get_message(sent.id)
+    assert msg.allowed_mentions == {"parse": ["users"], "replied_user": True}
+    assert not msg.pings_everyone and msg.pinged_role_ids == [] and msg.pinged_user_ids == [fake.alice.id]
+
+    sent = await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+    msg = fake.get_message(sent.id)
+    assert not (msg.pings_everyone or msg.pinged_role_ids or msg.pinged_user_ids)
+
+    sent = await channel.send("@\u200beveryone escaped")
+    assert not fake.get_message(sent.id).pings_everyone
+
+    ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": text})  # interaction: users only
+    msg = await ix.wait_original()
+    assert msg.allowed_mentions is None
+    assert not msg.pings_everyone and msg.pinged_role_ids == [] and msg.pinged_user_ids == [fake.alice.id]
+
+
+async def test_client_restart_and_resume(redirect):
+    fake = redirect
+    bot1, task1 = await start_bot(fake)
+    sent = await bot1.get_channel(fake.channel.id).send("result", view=ResultView())
+    first_session = fake.sessions[-1]
+
+    # op 7 RECONNECT: the client resumes on resume_gateway_url; events sent meanwhile are replayed
+    await fake.gateway_reconnect()
+    await fake.wait_until(lambda: fake.resume_count == 1 and first_session.connected, timeout=5)
+    assert any(c.path == "/gateway/resume" for c in fake.connections)
+    ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": "after resume"})
+    await ix.wait_ack()
+
+    await stop_bot(bot1, task1)
+    # discord.py's Client.close() ends up closing the socket with 4000 (poll_event's close wins over the
+    # 1000 it asks for), so the old session stays resumable, just disconnected.
+    await fake.wait_until(lambda: not first_session.connected, timeout=5)
+
+    bot2, task2 = await start_bot(fake)  # a "restarted" bot process: new client, new IDENTIFY
+    try:
+        assert fake.identify_count == 2 and fake.sessions[-1] is not first_session
+        ix = await fake.click(fake.alice, sent.id, "selftest:reroll")  # persistent view of the new client
+        await ix.wait_ack()
+        assert fake.get_message(sent.id).content == "re-rolled by alice"
+        assert ("click", fake.alice.id, sent.id) in bot2.events
+    finally:
+        await stop_bot(bot2, task2)
+
+
+async def test_rate_limit_injection_and_request_log(bot):
+    fake = bot.fake
+    fake.inject_error("POST", r"^/channels/\d+/messages$", 429, retry_after=0.05)
+    t0 = time.monotonic()
+    await bot.get_channel(fake.channel.id).send("eventually")
+    posts = [r for r in fake.requests if r[1] == "POST" and r[2].endswith("/messages") and r[0] >= t0]
+    assert [r[3] for r in posts] == [429, 200] and posts[1][0] - posts[0][0] >= 0.05
+    assert fake.messages(fake.channel)[-1].content == "eventually"
