@@ -685,6 +685,11 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[in
 _CANVAS = 160
 
 
+def _soften(layer: Image.Image, radius: float) -> Image.Image:
+    """Blur an RGBA layer premultiplied, so transparent black does not darken the edges."""
+    return layer.convert("RGBa").filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+
+
 def _scene(key: bytes, width: int, height: int) -> Image.Image:
     """A small landscape-like painting (sky, glow, soft shapes, hills) determined by `key`."""
     rng = random.Random(key)
@@ -714,7 +719,7 @@ def _scene(key: bytes, width: int, height: int) -> Image.Image:
         x, y = rng.uniform(0, cw), rng.uniform(0, ch * 0.6)
         colour = _mix(_rgb(hue + rng.uniform(-0.2, 0.2), rng.uniform(0.1, 0.5), 1.0), horizon, rng.random() * 0.5)
         draw.ellipse((x - r * 1.8, y - r, x + r * 1.8, y + r), fill=colour + (rng.randint(40, 110),))
-    layer = layer.filter(ImageFilter.GaussianBlur(max(1.0, cw / 80)))
+    layer = _soften(layer, max(1.0, cw / 80))
     img = Image.alpha_composite(img.convert("RGBA"), layer)
 
     # layered hills, lighter (hazier) far away
@@ -735,7 +740,7 @@ def _scene(key: bytes, width: int, height: int) -> Image.Image:
         colour = _mix(horizon, ground, 0.35 + 0.65 * depth)
         colour = _mix(colour, (0, 0, 0), 0.35 * depth if not night else 0.6 * depth)
         draw.polygon(pts, fill=colour + (255,))
-    hills = hills.filter(ImageFilter.GaussianBlur(max(0.6, cw / 240)))
+    hills = _soften(hills, max(0.6, cw / 240))
     img = Image.alpha_composite(img, hills).convert("RGB")
     return img
 
@@ -796,7 +801,11 @@ def encode_png(image: Image.Image, text: dict[str, str] | None = None) -> bytes:
 
 
 def _b64png(image: Image.Image, text: dict[str, str] | None = None) -> str:
-    return base64.b64encode(encode_png(image, text)).decode("ascii")
+    return _b64png_bytes(image, text).decode("ascii")
+
+
+def _b64png_bytes(image: Image.Image, text: dict[str, str] | None = None) -> bytes:
+    return base64.b64encode(encode_png(image, text))
 
 
 def decode_image(data: str) -> Image.Image:
@@ -1206,7 +1215,7 @@ class DemoWebUI:
             if msg.get_content_maintype() != "application" or not (sub == "json" or sub.endswith("+json")):
                 return raw
         try:
-            return json.loads(raw)
+            return await asyncio.to_thread(json.loads, raw) if len(raw) > 262144 else json.loads(raw)
         except json.JSONDecodeError as exc:
             if self.dialect == "forge":
                 raise self._validation([{"type": "json_invalid", "loc": ["body", exc.pos], "msg": "JSON decode error",
@@ -1841,7 +1850,7 @@ class DemoWebUI:
             infotexts = [infotexts[0], *infotexts]
             index_of_first_image = 1
         if req["send_images"]:
-            encoded = await asyncio.gather(*(asyncio.to_thread(_b64png, im, {"parameters": text})
+            encoded = await asyncio.gather(*(asyncio.to_thread(_b64png_bytes, im, {"parameters": text})
                                              for im, text in zip(images, infotexts)))
         else:
             encoded = []
@@ -1855,9 +1864,12 @@ class DemoWebUI:
         return web.Response(body=body, content_type="application/json")
 
     @staticmethod
-    def _render_generation_body(images: list[str], parameters: dict[str, Any], info: dict[str, Any]) -> bytes:
+    def _render_generation_body(images: list[bytes], parameters: dict[str, Any], info: dict[str, Any]) -> bytes:
+        """Same bytes as FastAPI's rendering; base64 needs no escaping, so the (multi-MB) images are spliced
+        in rather than run through json.dumps, which would hold the GIL for the whole body."""
         info_text = json.dumps(info, default=lambda o: None)  # Processed.js(): default separators, ensure_ascii
-        return _dumps({"images": images, "parameters": parameters, "info": info_text})
+        return b"".join((b'{"images":[', b",".join(b'"' + image + b'"' for image in images), b'],"parameters":',
+                         _dumps(parameters), b',"info":', _dumps(info_text), b"}"))
 
     async def _txt2img(self, request: web.Request) -> web.Response:
         return await self._generation(request, "txt2img")

@@ -267,11 +267,15 @@ def _looks_like_image(data: bytes) -> bool:
 
 
 def _b64_image(item: Any) -> bytes | None:
-    """Decode one `images[]` item; None when it is not base64 image data."""
-    if not isinstance(item, str) or not item:
+    """Decode one `images[]` item (str, or bytes from the fast path); None when it is not image data."""
+    if isinstance(item, str):
+        if not item.isascii():
+            return None
+        item = item.encode("ascii")
+    if not isinstance(item, bytes) or not item:
         return None
-    if item.startswith("data:"):
-        _, _, item = item.partition(",")
+    if item.startswith(b"data:"):
+        _, _, item = item.partition(b",")
     try:
         data = binascii.a2b_base64(item)
     except (binascii.Error, ValueError):
@@ -283,19 +287,66 @@ class _Malformed(Exception):
     pass
 
 
+_IMAGES_PREFIX = b'{"images":['
+
+
+def _split_images(raw: bytes) -> tuple[list[bytes], dict[str, Any]] | None:
+    """Fast path for the usual compact body `{"images":["<b64>",...],...}`: slice the base64 strings out
+    with bytes.find and JSON-parse only the small rest. None when the body is shaped any other way."""
+    if not raw.startswith(_IMAGES_PREFIX):
+        return None
+    items: list[bytes] = []
+    pos = len(_IMAGES_PREFIX)
+    if raw[pos:pos + 1] != b"]":
+        while True:
+            if raw[pos:pos + 1] != b'"':
+                return None
+            end = raw.find(b'"', pos + 1)
+            if end < 0:
+                return None
+            item = raw[pos + 1:end]
+            if b"\\" in item:  # an escaped string (not base64): let the JSON parser handle it all
+                return None
+            items.append(item)
+            sep = raw[end + 1:end + 2]
+            pos = end + 2
+            if sep == b"]":
+                pos -= 1
+                break
+            if sep != b",":
+                return None
+    rest = raw[pos + 1:]
+    try:
+        if rest.startswith(b","):
+            tail = orjson.loads(b"{" + rest[1:])
+        elif rest.strip() == b"}":
+            tail = {}
+        else:
+            return None
+    except orjson.JSONDecodeError:
+        return None
+    return (items, tail) if isinstance(tail, dict) else None
+
+
 def decode_generation_response(raw: bytes, elapsed: float) -> GenerationResult:
     """Parse a txt2img/img2img response body (sync; run it in a thread). Raises WebUIResponseError."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
-                                 detail=_short(str(exc))) from None
-    if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
-        raise WebUIResponseError("The WebUI sent a generation response without an image list.",
-                                 detail=_short(raw[:200].decode("utf-8", "replace")))
+    fast = _split_images(raw)
+    if fast is not None:
+        items: list[Any] = fast[0]
+        data: Any = fast[1]
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
+                                     detail=_short(str(exc))) from None
+        if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
+            raise WebUIResponseError("The WebUI sent a generation response without an image list.",
+                                     detail=_short(raw[:200].decode("utf-8", "replace")))
+        items = data.get("images") or []
     images: list[bytes] = []
     skipped = 0
-    for item in data.get("images") or []:
+    for item in items:
         decoded = _b64_image(item)
         if decoded is None:
             skipped += 1

@@ -309,6 +309,22 @@ def test_decode_tolerates_strings_and_empty_info() -> None:
         decode_generation_response(b'{"images": "x"}', 0)
 
 
+async def test_fast_and_general_decoding_agree(demo_webui: DemoWebUI) -> None:
+    async with WebUIClient(demo_webui.url) as client:
+        raw = (await client._request("POST", "sdapi/v1/txt2img", payload={**SMALL, "batch_size": 3},  # noqa: SLF001
+                                     timeout=client._generation_t))[1]  # noqa: SLF001
+    fast = decode_generation_response(raw, 1.0)
+    general = decode_generation_response(json.dumps(json.loads(raw), indent=1).encode(), 1.0)
+    assert fast == general and len(fast.images) == 3
+    data = json.loads(raw)
+    data["images"].insert(1, 'text with "quotes"')
+    data["images"].append("")
+    tricky = decode_generation_response(json.dumps(data, separators=(",", ":")).encode(), 1.0)
+    assert tricky == fast
+    empty = decode_generation_response(b'{"images":[],"parameters":{},"info":""}', 0.0)
+    assert empty.images == [] and empty.info == {}
+
+
 def test_base_url_forms() -> None:
     client = WebUIClient("127.0.0.1:7860")
     assert client.display_url == "http://127.0.0.1:7860"
