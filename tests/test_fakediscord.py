@@ -494,6 +494,12 @@ async def test_client_restart_and_resume(redirect):
     ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": "after resume"})
     await ix.wait_ack()
 
+    # a dropped socket: events dispatched while disconnected are replayed on RESUME
+    await fake.gateway_disconnect(4000)
+    away = await fake.post_message(fake.alice, fake.channel, "while you were away")
+    await fake.wait_until(lambda: fake.resume_count == 2 and first_session.connected, timeout=5)
+    await fake.wait_until(lambda: ("message", fake.alice.id, away.id) in bot1.events, timeout=5)
+
     await stop_bot(bot1, task1)
     # discord.py's Client.close() ends up closing the socket with 4000 (poll_event's close wins over the
     # 1000 it asks for), so the old session stays resumable, just disconnected.
@@ -518,3 +524,34 @@ async def test_rate_limit_injection_and_request_log(bot):
     posts = [r for r in fake.requests if r[1] == "POST" and r[2].endswith("/messages") and r[0] >= t0]
     assert [r[3] for r in posts] == [429, 200] and posts[1][0] - posts[0][0] >= 0.05
     assert fake.messages(fake.channel)[-1].content == "eventually"
+
+
+class PickView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.select(custom_id="selftest:sampler", options=[discord.SelectOption(label=n) for n in ("Euler", "DPM++")])
+    async def sampler(self, interaction: discord.Interaction, select: discord.ui.Select) -> None:
+        await interaction.response.defer()  # type 6: ack without a visible response
+        await interaction.edit_original_response(content=f"sampler={select.values[0]}")
+
+
+async def test_select_user_messages_and_content_intent(bot):
+    fake = bot.fake
+    sent = await bot.get_channel(fake.channel.id).send("pick", view=PickView())
+    with pytest.raises(InvalidInvocation):
+        await fake.click(fake.alice, sent.id, "selftest:sampler", values=["Heun"])
+    ix = await fake.click(fake.alice, sent.id, "selftest:sampler", values=["DPM++"])
+    await ix.wait_ack()
+    assert ix.deferred and ix.payload["data"] == {"custom_id": "selftest:sampler", "component_type": 3,
+                                                  "values": ["DPM++"]}
+    msg = await ix.wait_original(lambda m: m.content == "sampler=DPM++")
+    assert msg.id == sent.id
+
+    # users' messages reach the bot; without the message_content intent their text is blanked unless it
+    # mentions the bot
+    await fake.post_message(fake.alice, fake.channel, "private words")
+    mention = await fake.post_message(fake.alice, fake.channel, f"hi {fake.bot_user.mention}")
+    await fake.wait_until(lambda: ("message", fake.alice.id, mention.id) in bot.events, timeout=5)
+    received = [m for m in bot.cached_messages if m.author.id == fake.alice.id]
+    assert [m.content for m in received] == ["", f"hi {fake.bot_user.mention}"]

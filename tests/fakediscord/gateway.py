@@ -139,6 +139,7 @@ class GatewayConnection:
         self._send_lock = asyncio.Lock()
         self.received: list[dict] = []
         self.close_code: Optional[int] = None
+        self.closed_by_server = False
         self.opened_at = time.monotonic()
 
     async def send_raw(self, frame: str) -> None:
@@ -154,6 +155,7 @@ class GatewayConnection:
         await self.send_raw(json.dumps({"op": op, "d": d, "s": None, "t": None}))
 
     async def close(self, code: int = 4000, message: str = "") -> None:
+        self.closed_by_server = True
         if not self.ws.closed:
             try:
                 await self.ws.close(code=code, message=message.encode())
@@ -182,8 +184,9 @@ class GatewayConnection:
             session = self.session
             if session is not None and session.conn is self:
                 session.conn = None
-                # A client that closes with 1000/1001 ends its session (discord.py's Client.close()).
-                if self.close_code in (1000, 1001):
+                # A client that closes with 1000/1001 ends its session; a close initiated by the fake doesn't
+                # (aiohttp reports 1000 for those whatever code was sent).
+                if self.close_code in (1000, 1001) and not self.closed_by_server:
                     session.invalidated = True
             self.fake._changes.notify()
 

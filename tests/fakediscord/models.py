@@ -680,11 +680,21 @@ class FakeInteraction:
     async def wait_ack(self, timeout: float = 5.0) -> float:
         """Seconds from dispatch to the first accepted callback.
 
-        Raises ``InteractionFailed`` if the bot's first callback was rejected (e.g. 10062 after the
-        ack deadline), ``TimeoutError`` if no callback came at all.
+        Raises ``InteractionFailed`` if the bot's callback was rejected for good (10062 after the ack deadline,
+        or any rejection with no accepted retry before the deadline), ``TimeoutError`` if nothing came at all.
         """
+
+        def settled(ix: "FakeInteraction") -> bool:
+            if ix.callbacks:
+                return True
+            # a rejected attempt is final once it is a 10062 or the deadline has passed (else the bot may retry,
+            # e.g. with a smaller file after a 413)
+            if any(r[4] in (10062, 40060) for r in ix.rejected):
+                return True
+            return bool(ix.rejected) and time.monotonic() - ix.created_at > ix._fake.ack_deadline
+
         try:
-            await self.wait_for(lambda ix: ix.callbacks or ix.rejected, timeout=timeout)
+            await self.wait_for(settled, timeout=timeout)
         except TimeoutError:
             raise TimeoutError(f"interaction {self.id} ({self.name or self.custom_id}) not acknowledged within {timeout}s")
         if not self.callbacks:

@@ -130,6 +130,9 @@ class RestMixin:
         r.add_get(ch + "/messages/{message_id}", self._h_message_get)
         r.add_patch(ch + "/messages/{message_id}", self._h_message_patch)
         r.add_delete(ch + "/messages/{message_id}", self._h_message_delete)
+        for pins in (ch + "/pins/{message_id}", ch + "/messages/pins/{message_id}"):
+            r.add_put(pins, self._h_pin)
+            r.add_delete(pins, self._h_unpin)
         rx = ch + "/messages/{message_id}/reactions"
         r.add_delete(rx, self._h_reactions_clear)
         r.add_get(rx + "/{emoji}", self._h_reaction_users)
@@ -741,9 +744,10 @@ class RestMixin:
             raise reject(APIError(400, 40060, "Interaction has already been acknowledged."))
         if t - ix.created_at > self.ack_deadline:
             raise reject(APIError(404, 10062, "Unknown interaction"))
-        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5}}[ix.type]
+        # type 6 is accepted for every modal submit (discord.py's defer() sends it), 7 needs a message to update
+        allowed = {2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6}}[ix.type]
         if ix.type == 5 and ix.source_message is not None:
-            allowed = allowed | {6, 7}
+            allowed = allowed | {7}
         if ctype not in allowed:
             raise reject(form_error("type", f"Interaction response type {ctype} is not valid for interaction "
                                             f"type {ix.type}", "INTERACTION_RESPONSE_TYPE_INVALID"))
@@ -992,6 +996,23 @@ class RestMixin:
         if channel.guild_id:
             data["guild_id"] = str(channel.guild_id)
         await self.dispatch("MESSAGE_DELETE_BULK", data)
+        return no_content()
+
+    async def _h_pin(self: "FakeDiscord", request: web.Request) -> web.Response:
+        return await self._set_pinned(request, True)
+
+    async def _h_unpin(self: "FakeDiscord", request: web.Request) -> web.Response:
+        return await self._set_pinned(request, False)
+
+    async def _set_pinned(self: "FakeDiscord", request: web.Request, pinned: bool) -> web.Response:
+        channel = self._channel(request)
+        msg = self._channel_message(request, channel)
+        if not self.permissions_in(channel, self.bot_user.id) & Perm.MANAGE_MESSAGES:
+            raise APIError(403, 50013, "Missing Permissions")
+        if msg.pinned != pinned:
+            msg.pinned = pinned
+            self._changes.notify()
+            await self._echo("MESSAGE_UPDATE", msg)
         return no_content()
 
     # ------------------------------------------------------------------ reactions

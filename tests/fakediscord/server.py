@@ -22,7 +22,6 @@ from aiohttp import web
 from .gateway import GatewayConnection, GatewaySession
 from .mentions import compute_pings
 from .models import (
-    FLAG_EPHEMERAL,
     Changes,
     FakeAttachment,
     FakeChannel,
@@ -387,6 +386,10 @@ class FakeDiscord(RestMixin):
             return None
 
         return await self.wait_until(check, timeout)
+
+    @property
+    def last_interaction(self) -> Optional[FakeInteraction]:
+        return next(reversed(self.interactions.values()), None)
 
     @property
     def requests(self) -> list[tuple[float, str, str, int]]:
@@ -1200,4 +1203,4 @@ class FakeDiscord(RestMixin):
         return {"id": str(ix.id), "type": ix.type, "name": ix.name or ix.custom_id or "", "user": ix.user.to_dict()}
 
 
-__all__ = ["FakeDiscord", "RequestRecord", "FLAG_EPHEMERAL"]
+__all__ = ["FakeDiscord", "RequestRecord"]
