@@ -56,6 +56,17 @@ class PromptModal(discord.ui.Modal, title="Edit prompt"):
         await interaction.response.send_message(f"new prompt: {self.prompt.value} / {self.negative.value or '-'}")
 
 
+class TempView(discord.ui.View):
+    """A non-persistent view (timeout set) sent with an interaction response."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+
+    @discord.ui.button(label="OK", custom_id="selftest:ok")
+    async def ok(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.send_message(f"ok from {interaction.user.name}", ephemeral=True)
+
+
 class SelfTestBot(commands.Bot):
     def __init__(self, fake: FakeDiscord, **kwargs) -> None:
         super().__init__(command_prefix="!", intents=discord.Intents.default(), **kwargs)
@@ -115,6 +126,11 @@ class SelfTestBot(commands.Bot):
         @tree.command(name="reply", description="Type-4 reply")
         async def reply(interaction: discord.Interaction, text: str) -> None:
             await interaction.response.send_message(text)
+
+        @tree.command(name="pic", description="Type-4 reply with a file and a view")
+        async def pic(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("here", file=discord.File(io.BytesIO(png()), "p.png"),
+                                                    view=TempView())
 
         @tree.command(name="secret", description="Ephemeral reply")
         async def secret(interaction: discord.Interaction) -> None:
@@ -280,6 +296,14 @@ async def test_reply_ephemeral_followups_subcommand(bot):
     ix = await fake.invoke(fake.alice, fake.channel, "reply", {"text": "hello"})
     await ix.wait_ack()
     assert ix.response_type == 4 and ix.original.content == "hello" and not ix.deferred
+
+    ix = await fake.invoke(fake.alice, fake.channel, "pic")  # multipart callback + non-persistent view
+    msg = await ix.wait_original()
+    assert msg.attachments[0].data == png() and msg.custom_ids() == ["selftest:ok"]
+    click = await fake.click(fake.admin, msg, "selftest:ok")
+    answer = await click.wait_original()
+    assert answer.content == "ok from admin" and answer.ephemeral
+    assert answer.interaction_metadata["interacted_message_id"] == str(msg.id)
 
     ix = await fake.invoke(fake.alice, fake.channel, "secret")
     await ix.wait_ack()
