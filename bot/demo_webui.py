@@ -43,7 +43,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps, PngImagePlu
 
 from bot.infotext import create_infotext, quote
 
-__all__ = ["DemoConfig", "DemoWebUI", "create_app", "serve"]
+__all__ = ["DemoConfig", "DemoResponse", "DemoWebUI", "create_app", "demo_of", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,8 @@ class DemoConfig:
     """Amplitude of the fine noise added to images (realistic PNG sizes); 0 gives tiny PNGs."""
     seed: int | None = None
     """Seed of the random source for `seed: -1` (None: unpredictable)."""
+    history: int = 200
+    """How many entries `received` and `responses` keep (a long-running demo must not grow forever)."""
 
     @property
     def effective_version(self) -> str:
@@ -980,6 +982,18 @@ class _Plan:
     vae: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DemoResponse:
+    """What the demo answered to one generation/extras request (for tests comparing what the bot posted)."""
+
+    route: str
+    images: list[bytes]
+    """The PNG files exactly as sent (base64-decoded), in response order."""
+    infotexts: list[str]
+    info: dict[str, Any]
+    parameters: dict[str, Any]
+
+
 class _Lazy:
     """A per-image extra parameter computed at infotext time (A1111 stores lambdas; `info` shows null)."""
 
@@ -1002,6 +1016,9 @@ class DemoWebUI:
         self.dialect: Dialect = self.config.dialect
         self.state = _State()
         self.received: list[tuple[str, dict]] = []
+        """(route, JSON body) of every generation/extras request, route like "txt2img", oldest first."""
+        self.responses: list[DemoResponse] = []
+        """Every successful generation/extras answer, oldest first."""
         self.in_flight = 0
         self.max_in_flight = 0
         self.jobs_served = 0
@@ -1059,6 +1076,12 @@ class DemoWebUI:
         await self.stop()
 
     # ---------------------------------------------------------------- test hooks
+
+    def _remember(self, history: list, item: Any) -> None:
+        history.append(item)
+        limit = max(1, self.config.history)
+        if len(history) > limit:
+            del history[: len(history) - limit]
 
     def inject_error(self, route: str, status: int, body: Any = None, *, times: int = 1) -> None:
         """Make the next `times` requests to `route` ("txt2img" or "/sdapi/v1/txt2img") answer `status`.
@@ -1128,7 +1151,7 @@ class DemoWebUI:
         for name, handler in post.items():
             r.add_post(API + name, handler)
         for name, handler in get.items():
-            r.add_get(API + name, handler, allow_head=False)
+            r.add_get(API + name, handler)  # starlette also answers HEAD on GET routes
         return app
 
     @web.middleware
@@ -1237,7 +1260,7 @@ class DemoWebUI:
         """Parse, record, authenticate, validate, inject: in FastAPI's order."""
         body = await self._read_json(request)
         if record and isinstance(body, dict):
-            self.received.append((request.path, body))
+            self._remember(self.received, (request.path.removeprefix(API), body))
         if auth:
             self._check_auth(request)
         if body is _MISSING:
@@ -1850,17 +1873,19 @@ class DemoWebUI:
             infotexts = [infotexts[0], *infotexts]
             index_of_first_image = 1
         if req["send_images"]:
-            encoded = await asyncio.gather(*(asyncio.to_thread(_b64png_bytes, im, {"parameters": text})
-                                             for im, text in zip(images, infotexts)))
+            pngs = await asyncio.gather(*(asyncio.to_thread(encode_png, im, {"parameters": text})
+                                          for im, text in zip(images, infotexts)))
+            encoded = await asyncio.to_thread(lambda: [base64.b64encode(png) for png in pngs])
         else:
-            encoded = []
+            pngs, encoded = [], []
         info = self._info(plan, infotexts, index_of_first_image)
         info["job_timestamp"] = job_timestamp
         echo = dict(req)
         if kind == "img2img" and not req["include_init_images"]:
             echo["init_images"] = None
             echo["mask"] = None
-        body = await asyncio.to_thread(self._render_generation_body, list(encoded), echo, info)
+        body = await asyncio.to_thread(self._render_generation_body, encoded, echo, info)
+        self._remember(self.responses, DemoResponse(kind, list(pngs), infotexts, info, echo))
         return web.Response(body=body, content_type="application/json")
 
     @staticmethod
@@ -1886,6 +1911,8 @@ class DemoWebUI:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         html_info, image_b64 = await asyncio.shield(task)
+        self._remember(self.responses, DemoResponse("extra-single-image", [base64.b64decode(image_b64)], [],
+                                                    {"html_info": html_info}, req))
         return _json({"html_info": html_info, "image": image_b64})
 
     async def _run_extras(self, req: dict[str, Any], names: set[str]) -> tuple[str, str]:

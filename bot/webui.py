@@ -187,7 +187,7 @@ def error_from_response(status: int, raw: bytes, *, backend: str, path: str, had
         lowered = detail.lower()
         oom = error_type == "OutOfMemoryError" or "out of memory" in lowered
         if oom:
-            msg = ("The WebUI ran out of GPU memory; try a smaller size, fewer images or no hires fix.")
+            msg = "The WebUI ran out of memory on its GPU; try a smaller size, fewer images or no hires fix."
         elif error_type and error_type != "HTTPException":
             msg = f"The WebUI failed with {error_type}: {_short(detail, 200) or 'no details'}."
         else:
@@ -466,6 +466,7 @@ class WebUIClient:
         self._session: aiohttp.ClientSession | None = None
         self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
         self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
+        self._progress_t = aiohttp.ClientTimeout(total=min(catalogue_timeout, 10.0), sock_connect=connect_timeout)
 
     def __repr__(self) -> str:
         return f"WebUIClient({self.display_url!r}, name={self.name!r})"
@@ -622,7 +623,7 @@ class WebUIClient:
         """GET /sdapi/v1/progress. Idle means `job_count == 0` (see Progress.idle)."""
         _, raw, _ = await self._request(
             "GET", "sdapi/v1/progress", params={"skip_current_image": "true" if skip_current_image else "false"},
-            timeout=self._catalogue_t)
+            timeout=self._progress_t)
         try:
             return await asyncio.to_thread(_decode_progress, raw) if len(raw) > 65536 else _decode_progress(raw)
         except (orjson.JSONDecodeError, _Malformed):

@@ -419,6 +419,8 @@ async def test_extras_and_png_info(demo_webui: DemoWebUI) -> None:
     assert upscaled.size == (128, 128)
     assert upscaled.text["parameters"] == json.loads(body["info"])["infotexts"][0]
     assert upscaled.text["postprocessing"] == "Postprocess upscale by: 2, Postprocess upscaler: R-ESRGAN 4x+"
+    assert demo_webui.responses[-1].route == "extra-single-image"
+    assert [r for r, _ in demo_webui.received] == ["txt2img", "extra-single-image"]
     status, raw, _ = await call(demo_webui, "POST", "extra-single-image", body={"image": body["images"][0],
                                                                                 "upscaler_1": "Nope"})
     assert status == 500 and json.loads(raw)["errors"] == "could not find upscaler named Nope"
@@ -513,6 +515,15 @@ async def test_client_disconnect_does_not_cancel_the_job(demo_webui_factory: Any
             break
         await asyncio.sleep(0.01)
     assert demo.jobs_served == 1
+
+
+async def test_histories_are_capped(demo_webui_factory: Any) -> None:
+    demo = await demo_webui_factory(history=2)
+    for n in range(3):
+        await generate(demo, {"prompt": f"p{n}", "steps": 1, "width": 64, "height": 64})
+    assert [body["prompt"] for route, body in demo.received] == ["p1", "p2"]
+    assert [r.info["prompt"] for r in demo.responses] == ["p1", "p2"]
+    assert demo.responses[-1].route == "txt2img" and demo.responses[-1].images[0].startswith(b"\x89PNG")
 
 
 async def test_create_app_and_demo_of() -> None:
