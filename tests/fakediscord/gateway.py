@@ -173,7 +173,11 @@ class GatewayConnection:
                         await self.close(4002, "Error while decoding payload.")
                         break
                     self.received.append(payload)
-                    await self.handle(payload)
+                    try:
+                        await self.handle(payload)
+                    except Exception as exc:  # a bug in the fake: keep it visible, keep the socket alive
+                        log.exception("fakediscord gateway handler crashed on op %s", payload.get("op"))
+                        self.fake.server_errors.append(exc)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     await self.close(4002, "Binary frames are not supported by the fake.")
                     break

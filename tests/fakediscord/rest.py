@@ -156,8 +156,6 @@ class RestMixin:
         if path in ("/gateway", "/gateway/resume"):
             return await handler(request)
         rel = re.sub(r"^/api/v\d+", "", path) if is_api else path
-        record = None
-        status = 500
         try:
             if self.response_delay:
                 await asyncio.sleep(self.response_delay)
@@ -176,10 +174,13 @@ class RestMixin:
                 resp = json_response({"message": f"{exc.status}: {exc.reason}", "code": 0}, status=exc.status)
             else:
                 resp = exc
-        status = resp.status
+        except Exception as exc:  # a bug in the fake: fail fast (a 500 would make discord.py retry for ~25 s)
+            log.exception("fakediscord handler crashed on %s %s", request.method, rel)
+            self.server_errors.append(exc)
+            resp = json_response({"message": f"fakediscord internal error: {exc!r}", "code": 0}, status=400)
         if is_api:
             self._add_ratelimit_headers(request, resp)
-        record = self._record(request, rel, status, t0)
+        record = self._record(request, rel, resp.status, t0)
         record.duration = time.monotonic() - t0
         return resp
 

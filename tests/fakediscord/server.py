@@ -152,6 +152,8 @@ class FakeDiscord(RestMixin):
         self.request_log: list[RequestRecord] = []
         self.typing: list[tuple[float, int]] = []
         self._faults: list[Fault] = []
+        #: exceptions raised inside the fake's handlers (bugs in the fake; answered with 400 so nothing hangs)
+        self.server_errors: list[BaseException] = []
         self._changes = Changes()
         self._tasks: set[asyncio.Task] = set()
 
