@@ -173,7 +173,7 @@ TXT2IMG_SCRIPTS = ["prompt matrix", "prompts from file or textbox", "x/y/z plot"
 IMG2IMG_SCRIPTS = ["img2img alternative test", "loopback", "outpainting mk2", "poor man's outpainting",
                    "prompt matrix", "prompts from file or textbox", "sd upscale", "x/y/z plot"]
 ALWAYSON_SCRIPTS = ["extra options", "hypertile", "lora", "refiner", "sampler", "seed"]
-IMG2IMG_ALWAYSON_SCRIPTS = ALWAYSON_SCRIPTS + ["soft inpainting"]
+IMG2IMG_ALWAYSON_SCRIPTS = [*ALWAYSON_SCRIPTS, "soft inpainting"]
 
 
 def _default_options() -> dict[str, Any]:
@@ -681,7 +681,7 @@ def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
-    return tuple(int(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(int(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 _CANVAS = 160
@@ -1435,7 +1435,7 @@ class DemoWebUI:
 
     @staticmethod
     def _render_preview(thumbs: list[Image.Image], keys: list[bytes], fraction: float) -> str:
-        frames = [_partial(t, k, fraction) for t, k in zip(thumbs, keys)]
+        frames = [_partial(t, k, fraction) for t, k in zip(thumbs, keys, strict=True)]
         image = _grid(frames) if len(frames) > 1 else frames[0]
         return _b64png(image)
 
@@ -1765,20 +1765,13 @@ class DemoWebUI:
                 if plan.denoising is None:
                     raise self.exception("TypeError", "'>' not supported between instances of 'NoneType' and 'int'")
                 hr_fraction = await self._sample(plan.hr_steps)
-                outs = await asyncio.to_thread(
-                    lambda: [_partial(f, k, 0.5 + 0.5 * hr_fraction) for f, k in zip(finals, keys)])
-            else:
-                size = (plan.out_w, plan.out_h)
-                outs = await asyncio.to_thread(
-                    lambda: [_partial(f if f.size == size else f.resize(size, Image.Resampling.LANCZOS), k, fraction)
-                             for f, k in zip(finals, keys)])
+                outs = await asyncio.to_thread(_finish, finals, keys, None, 0.5 + 0.5 * hr_fraction)
+            else:  # no hires pass (or it was interrupted before it): first-pass size
+                outs = await asyncio.to_thread(_finish, finals, keys, (plan.out_w, plan.out_h), fraction)
             images.extend(outs)
             st.nextjob(more=not last)
         self.jobs_served += 1
         return images
-
-    def _opt(self, plan: _Plan, key: str) -> Any:
-        return plan.opts.get(key)
 
     def _infotext(self, plan: _Plan, k: int) -> str:
         req, opts = plan.req, plan.opts
@@ -1874,7 +1867,7 @@ class DemoWebUI:
             index_of_first_image = 1
         if req["send_images"]:
             pngs = await asyncio.gather(*(asyncio.to_thread(encode_png, im, {"parameters": text})
-                                          for im, text in zip(images, infotexts)))
+                                          for im, text in zip(images, infotexts, strict=True)))
             encoded = await asyncio.to_thread(lambda: [base64.b64encode(png) for png in pngs])
         else:
             pngs, encoded = [], []
@@ -2001,6 +1994,17 @@ class DemoWebUI:
 
 
 _MISSING: Any = object()
+
+
+def _finish(finals: list[Image.Image], keys: list[bytes], size: tuple[int, int] | None,
+            fraction: float) -> list[Image.Image]:
+    """The batch's output images: resized to `size` if given, partially denoised if interrupted."""
+    out = []
+    for image, key in zip(finals, keys, strict=True):
+        if size is not None and image.size != size:
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        out.append(_partial(image, key, fraction))
+    return out
 
 
 def _html_escape(text: str) -> str:

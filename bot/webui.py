@@ -692,17 +692,21 @@ class WebUIClient:
     async def version_info(self) -> dict[str, Any]:
         """Best-effort flavour/version detection (reference §11) for a doctor command.
 
-        Returns {"flavour": "a1111"|"forge"|"sdnext"|"unknown", "version": str|None, "api": bool,
-        "schedulers": bool, "sd_modules": bool, "detail": str, "backend": display_url}. Raises
-        WebUIConnectionError / WebUIAuthError / WebUITimeoutError when the WebUI can't be asked at all.
+        Returns {"flavour": "a1111"|"forge"|"sdnext", "version": str|None, "api": True, "schedulers": bool,
+        "sd_modules": bool, "models": int, "detail": str, "backend": display_url}; "version" is known for
+        SD.Next, otherwise only after a generation (A1111/Forge report it in `info.version`). Raises a
+        WebUIError when the API can't be used at all: unreachable, bad credentials, no --api (404), or a
+        server that does not answer like a WebUI.
         """
         out: dict[str, Any] = {"backend": self.display_url, "flavour": "unknown", "version": self.last_version,
                                "api": False, "schedulers": False, "sd_modules": False, "detail": ""}
-        status, models = await self._probe("sdapi/v1/sd-models")
-        if status != 200:
-            out["detail"] = "no /sdapi/v1 API (start the WebUI with --api)"
-            return out
+        models = await self._get_json("sdapi/v1/sd-models")
+        if not isinstance(models, list):
+            raise WebUIResponseError(
+                f"The server at {self.display_url} answered, but not like a Stable Diffusion WebUI.",
+                backend=self.display_url, status=200)
         out["api"] = True
+        out["models"] = len(models)
         (sched_status, _), (modules_status, _), (version_status, version_body) = await asyncio.gather(
             self._probe("sdapi/v1/schedulers"), self._probe("sdapi/v1/sd-modules"), self._probe("sdapi/v1/version"))
         out["schedulers"] = sched_status == 200
@@ -722,8 +726,6 @@ class WebUIClient:
         else:
             out["flavour"] = "a1111"
             out["detail"] = "AUTOMATIC1111 1.9.0 or older (no /schedulers), or SD.Next"
-        if isinstance(models, list):
-            out["models"] = len(models)
         return out
 
 

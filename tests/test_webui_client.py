@@ -103,7 +103,7 @@ async def test_catalogue_calls(demo_webui_factory: Any) -> None:
         assert (await client.options())["sd_model_checkpoint"] == models[0]["title"]
         assert await client.sd_vae() and await client.latent_upscale_modes()
         version = await client.version_info()
-        assert (version["flavour"], version["schedulers"], version["api"]) == ("a1111", True, True)
+        assert (version["flavour"], version["schedulers"], version["api"], version["models"]) == ("a1111", True, True, 3)
 
     sdnext = await demo_webui_factory(dialect="sdnext")
     async with WebUIClient(sdnext.url) as client:
@@ -226,6 +226,8 @@ async def test_other_statuses(demo_webui: DemoWebUI) -> None:
         with pytest.raises(WebUIResponseError) as caught:
             await client.sd_models()
     assert caught.value.status == 404 and "--api" in caught.value.message
+        with pytest.raises(WebUIResponseError):
+            await client.version_info()
     async with WebUIClient(demo_webui.url) as client:
         with pytest.raises(WebUIResponseError) as caught:
             await client.img2img(SMALL)  # no init_images
@@ -314,8 +316,8 @@ def test_decode_tolerates_strings_and_empty_info() -> None:
 
 async def test_fast_and_general_decoding_agree(demo_webui: DemoWebUI) -> None:
     async with WebUIClient(demo_webui.url) as client:
-        raw = (await client._request("POST", "sdapi/v1/txt2img", payload={**SMALL, "batch_size": 3},  # noqa: SLF001
-                                     timeout=client._generation_t))[1]  # noqa: SLF001
+        raw = (await client._request("POST", "sdapi/v1/txt2img", payload={**SMALL, "batch_size": 3},
+                                     timeout=client._generation_t))[1]
     fast = decode_generation_response(raw, 1.0)
     general = decode_generation_response(json.dumps(json.loads(raw), indent=1).encode(), 1.0)
     assert fast == general and len(fast.images) == 3
@@ -333,7 +335,7 @@ def test_base_url_forms() -> None:
     assert client.display_url == "http://127.0.0.1:7860"
     client = WebUIClient("https://u:p%40ss@sd.example:8443/webui/?x=1")
     assert client.display_url == "https://sd.example:8443/webui"
-    assert client._auth_pair == ("u", "p@ss")  # noqa: SLF001
+    assert client._auth_pair == ("u", "p@ss")
     with pytest.raises(ValueError):
         WebUIClient("ftp://host")
     err = WebUIError("msg", backend="b", status=1, detail="d")
