@@ -225,16 +225,19 @@ async def test_other_statuses(demo_webui: DemoWebUI) -> None:
     async with WebUIClient(demo_webui.url + "/wrong/prefix") as client:
         with pytest.raises(WebUIResponseError) as caught:
             await client.sd_models()
-    assert caught.value.status == 404 and "--api" in caught.value.message
         with pytest.raises(WebUIResponseError):
             await client.version_info()
+    assert caught.value.status == 404 and "--api" in caught.value.message
     async with WebUIClient(demo_webui.url) as client:
         with pytest.raises(WebUIResponseError) as caught:
             await client.img2img(SMALL)  # no init_images
         assert caught.value.status == 404 and caught.value.detail == "Init image not found"
-        demo_webui.inject_error("sd-models", 200, "not a list")
+        demo_webui.inject_error("sd-models", 200, "not a list", times=2)
         with pytest.raises(WebUIResponseError):
             await client.sd_models()
+        with pytest.raises(WebUIResponseError) as caught:
+            await client.version_info()
+        assert "not like a Stable Diffusion WebUI" in caught.value.message
 
 
 async def test_timeout_and_interrupt(demo_webui_factory: Any) -> None:
