@@ -157,13 +157,22 @@ def _prepare_uploads(
     """Runs in a worker thread: make sure each PNG carries its infotext and fits the limit."""
     out = []
     for n, (data, infotext, seed) in enumerate(pairs):
-        own = png.read_parameters(data)
+        kind = png.image_format(data)
+        if kind is None:  # extensions may put other data in `images`
+            log.warning("Skipping a non-image item (%d bytes) in the WebUI's response", len(data))
+            continue
+        try:
+            own = png.read_parameters(data)
+        except png.ImageDataError as exc:
+            log.warning("Could not read the parameters of image %d: %s", n, exc)
+            own = None
         if own is not None:
-            infotext = own
-        else:
+            infotext = own  # the image's own chunk wins; its bytes pass through untouched
+        elif kind == "png":
             data = png.ensure_parameters(data, infotext)
         fitted = png.fit_to_limit(data, limit, infotext)
         name = f"{first_number + n:05d}-{seed if seed is not None else 0}.{fitted.extension}"
-        out.append(OutputImage(name, fitted.data, infotext, seed, fitted.note))
+        note = f"{name} {fitted.note}" if fitted.note else None
+        out.append(OutputImage(name, fitted.data, infotext, seed, note))
     return out
 

@@ -58,7 +58,7 @@ class BuiltPayload:
 
 
 def _round8(value: int) -> int:
-    return max(ABS_MIN_SIDE, min(ABS_MAX_SIDE, int(round(value / 8)) * 8))
+    return max(ABS_MIN_SIDE, min(ABS_MAX_SIDE, (value + 4) // 8 * 8))  # nearest; halves round up
 
 
 def _side(name: str, value: int | None, default: int, problems: list[str], notes: list[str]) -> int:
