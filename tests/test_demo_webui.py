@@ -448,7 +448,8 @@ async def test_fifo_one_job_at_a_time_and_progress_answers_meanwhile(demo_webui_
     tasks = []
     for n in range(3):
         tasks.append(asyncio.create_task(job(n)))
-        await asyncio.sleep(0.02)  # arrival order 0, 1, 2
+        while len(demo.received) <= n:  # arrival order 0, 1, 2
+            await asyncio.sleep(0.001)
     seen_running = False
     while not all(t.done() for t in tasks):
         status, raw, _ = await call(demo, "GET", "progress", params={"skip_current_image": "true"})
