@@ -1047,25 +1047,28 @@ class DemoWebUI:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on host:port (0 = any free port); returns the base URL, e.g. http://127.0.0.1:54321."""
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001 - aiohttp exposes no public accessor
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        addresses = self._runner.addresses
+        self.port = addresses[0][1] if addresses else port
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
         log.info("demo WebUI (%s dialect) listening on %s", self.dialect, self.url)
         return self.url
 
     async def stop(self) -> None:
+        await self._cancel_jobs()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _cancel_jobs(self, _app: web.Application | None = None) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def __aenter__(self) -> DemoWebUI:
         if self._runner is None:
@@ -1126,6 +1129,7 @@ class DemoWebUI:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=256 * 1024 * 1024)
         app[_DEMO_KEY] = self
+        app.on_shutdown.append(self._cancel_jobs)
         r = app.router
         post = {
             "txt2img": self._txt2img, "img2img": self._img2img, "extra-single-image": self._extra_single_image,

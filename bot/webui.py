@@ -476,7 +476,7 @@ class WebUIClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=16, enable_cleanup_closed=True),
+                connector=aiohttp.TCPConnector(limit=16),
                 headers={"User-Agent": "sdcord"},
                 raise_for_status=False,
             )
