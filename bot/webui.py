@@ -436,6 +436,10 @@ def _parse_base_url(base_url: str) -> tuple[URL, tuple[str, str] | None]:
         creds = (url.user, url.password or "")
     url = url.with_user(None).with_password(None).with_query(None).with_fragment(None)
     path = url.path if url.path.endswith("/") else url.path + "/"
+    for suffix in ("/sdapi/v1/", "/sdapi/"):  # a pasted API URL: keep the WebUI's own address
+        if path.endswith(suffix):
+            path = path[: -len(suffix) + 1]
+            break
     return url.with_path(path), creds
 
 

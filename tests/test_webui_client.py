@@ -339,6 +339,8 @@ def test_base_url_forms() -> None:
     client = WebUIClient("https://u:p%40ss@sd.example:8443/webui/?x=1")
     assert client.display_url == "https://sd.example:8443/webui"
     assert client._auth_pair == ("u", "p@ss")
+    assert WebUIClient("http://h:7860/sdapi/v1").display_url == "http://h:7860"
+    assert WebUIClient("http://h/sd/sdapi/v1/").display_url == "http://h/sd"
     with pytest.raises(ValueError):
         WebUIClient("ftp://host")
     err = WebUIError("msg", backend="b", status=1, detail="d")
