@@ -53,7 +53,9 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
     import discord
 
     from .discord_bot import SDBot, use_discord_endpoints
+    from .engine import favour_event_loop_latency
 
+    favour_event_loop_latency()
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     demo_server = None
     if demo:

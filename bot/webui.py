@@ -277,10 +277,22 @@ def _b64_image(item: Any) -> bytes | None:
     if item.startswith(b"data:"):
         _, _, item = item.partition(b",")
     try:
-        data = binascii.a2b_base64(item)
+        data = _a2b(item)
     except (binascii.Error, ValueError):
         return None
     return data if _looks_like_image(data) else None
+
+
+_B64_SLICE = 256 * 1024  # base64 characters per decode call (a multiple of 4)
+
+
+def _a2b(item: bytes) -> bytes:
+    """Base64-decode in slices: one a2b_base64 call over a multi-MB image holds the GIL for
+    several ms and stalls the event loop thread; a 256 KB slice holds it for well under 1 ms."""
+    if len(item) <= _B64_SLICE or b"\n" in item or b"\r" in item or b" " in item:
+        return binascii.a2b_base64(item)  # short, or with white space (slices would misalign)
+    view = memoryview(item)
+    return b"".join([binascii.a2b_base64(view[i:i + _B64_SLICE]) for i in range(0, len(item), _B64_SLICE)])
 
 
 class _Malformed(Exception):
