@@ -71,13 +71,6 @@ class Catalogue:
     def has(self, kind: Kind) -> bool:
         return bool({"model": self.models, "sampler": self.samplers, "scheduler": self.schedulers}[kind])
 
-    def model_label(self, title: str) -> str:
-        """A short display name for a model title (`sub/name.safetensors [hash]` -> `name`)."""
-        for m in self.models:
-            if m.get("title") == title and m.get("model_name"):
-                return PurePath(title.split(" [", 1)[0].replace("\\", "/")).stem
-        return title
-
     # -- autocomplete ------------------------------------------------------------------------
     def entries(self, kind: Kind) -> Iterable[tuple[str, str]]:
         """(display name, value) pairs; values stay within Discord's 100 characters."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["ConfigError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
+__all__ = ["ConfigError", "ProblemsError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
 
 T = TypeVar("T")
 
@@ -26,12 +26,16 @@ ABS_MAX_BATCH = 10  # Discord: at most 10 files per message
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
-class ConfigError(ValueError):
-    """One or more settings are invalid; `problems` holds one line per problem."""
+class ProblemsError(ValueError):
+    """Input was refused; `problems` holds one short line per problem, all reported at once."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class ConfigError(ProblemsError):
+    """One or more settings are invalid."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 from . import png
 from .catalogue import Catalogue, CatalogueCache
 from .config import Settings
+from .infotext import parse_generation_parameters
 from .payload import BuiltPayload, DrawOptions, build_txt2img
 from .webui import GenerationResult, WebUIClient
 
@@ -88,8 +89,6 @@ class _Counter:
 
 
 def _params_of(infotext: str | None) -> dict[str, Any]:
-    from .infotext import parse_generation_parameters
-
     return parse_generation_parameters(infotext) if infotext else {}
 
 

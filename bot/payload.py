@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalogue import Catalogue
-from .config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
+from .config import ABS_MAX_SIDE, ABS_MIN_SIDE, ProblemsError, Settings
 
 __all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "MAX_PROMPT_LENGTH", "MAX_SEED"]
 
@@ -20,12 +20,8 @@ MAX_SEED = 4294967295
 MIN_CFG, MAX_CFG = 1.0, 30.0
 
 
-class OptionError(ValueError):
-    """The user's options are not acceptable; `problems` holds one short line per bad option."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+class OptionError(ProblemsError):
+    """The user's options are not acceptable: one line per bad option, naming it and its range."""
 
 
 @dataclass(frozen=True, slots=True)
