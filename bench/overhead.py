@@ -153,7 +153,7 @@ async def stall_run(url: str, *, naive: bool) -> tuple[float, float]:
     """Generate through the client against `url`; returns (worst loop stall, wall time)."""
     built = BuiltPayload({"prompt": "x", "batch_size": BATCH, "n_iter": 1})
     with tempfile.TemporaryDirectory() as tmp:
-        engine = DrawEngine(Settings(data_dir=Path(tmp)), WebUIClient(url))
+        engine = DrawEngine(Settings(data_dir=Path(tmp)), [WebUIClient(url)])
         try:
             with StallMeter() as meter:
                 await asyncio.sleep(0.05)

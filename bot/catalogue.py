@@ -1,5 +1,7 @@
 """What the WebUI offers (models, samplers, schedulers), cached for about a minute.
 
+With several backends the first one that answers is asked; they are expected to serve the same lists.
+
 Autocomplete must answer within Discord's 3 s and never fail, so it reads the cache; a stale
 cache is refreshed in the background, one fetch at a time. No Discord imports here.
 """
@@ -98,8 +100,8 @@ class Catalogue:
 class CatalogueCache:
     """A TTL cache of one WebUI's catalogue with single-flight refresh."""
 
-    def __init__(self, client: WebUIClient, *, ttl: float = 60.0) -> None:
-        self.client = client
+    def __init__(self, clients: list[WebUIClient], *, ttl: float = 60.0) -> None:
+        self.clients = clients
         self.ttl = ttl
         self.current: Catalogue | None = None
         self._refresh: asyncio.Task[Catalogue] | None = None
@@ -109,11 +111,20 @@ class CatalogueCache:
         return self.current is not None and time.monotonic() - self.current.fetched_at < self.ttl
 
     async def _fetch(self) -> Catalogue:
-        models, samplers, schedulers = await asyncio.gather(
-            self.client.sd_models(), self.client.samplers(), self.client.schedulers()
-        )
-        self.current = Catalogue(models, samplers, schedulers, time.monotonic())
-        return self.current
+        """Ask the backends in order; the first that answers wins (they should serve the same lists)."""
+        error: WebUIError | None = None
+        for client in self.clients:
+            try:
+                models, samplers, schedulers = await asyncio.gather(
+                    client.sd_models(), client.samplers(), client.schedulers()
+                )
+            except WebUIError as exc:
+                error = error or exc
+                continue
+            self.current = Catalogue(models, samplers, schedulers, time.monotonic())
+            return self.current
+        assert error is not None
+        raise error
 
     def refresh(self) -> asyncio.Task[Catalogue]:
         """Start a refresh unless one is running; returns the task."""

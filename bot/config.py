@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-__all__ = ["ConfigError", "ProblemsError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
+__all__ = ["Backend", "ConfigError", "ProblemsError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
 
 T = TypeVar("T")
 
@@ -39,9 +39,17 @@ class ConfigError(ProblemsError):
 
 
 @dataclass(frozen=True, slots=True)
+class Backend:
+    """One WebUI: its URL without credentials, and the credentials to use (if any)."""
+
+    url: str
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     discord_token: str | None = field(default=None, repr=False)
-    webui_url: str = "http://127.0.0.1:7860"
+    webui_url: str = field(default="http://127.0.0.1:7860", repr=False)  # may hold credentials
     webui_auth: tuple[str, str] | None = field(default=None, repr=False)
     guild_ids: tuple[int, ...] = ()
     data_dir: Path = Path("data")
@@ -57,14 +65,27 @@ class Settings:
     max_batch: int = 4
     log_level: str = "INFO"
     generation_timeout: float = 1800.0
+    rate_limit: tuple[int, float] = (5, 60.0)  # jobs per seconds, per user
+    max_queued_per_user: int = 3
+    backend_wait_limit: float = 600.0  # how long jobs wait when every backend is down
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
 
     @property
+    def backends(self) -> tuple[Backend, ...]:
+        """Every WebUI in WEBUI_URL; URL credentials win over WEBUI_AUTH."""
+        out = []
+        for piece in self.webui_url.split(","):
+            if piece.strip():
+                url, auth = split_credentials(piece.strip().rstrip("/"))
+                out.append(Backend(url, auth or self.webui_auth))
+        return tuple(out)
+
+    @property
     def webui_display_url(self) -> str:
-        """The WebUI URL without credentials, safe to log and show."""
-        return split_credentials(self.webui_url)[0]
+        """The WebUI URL(s) without credentials, safe to log and show."""
+        return ", ".join(b.url for b in self.backends)
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -127,11 +148,14 @@ class _Reader:
 
 
 def _mask(value: str) -> str:
-    """Hide `user:pass@` credentials in a value before it is shown."""
-    if "@" in value and "://" in value:
-        scheme, _, rest = value.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return value
+    """Hide `user:pass@` credentials in a value (or a comma-separated list) before it is shown."""
+    pieces = []
+    for piece in value.split(","):
+        if "@" in piece and "://" in piece:
+            scheme, _, rest = piece.partition("://")
+            piece = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        pieces.append(piece)
+    return ",".join(pieces)
 
 
 def _parse_url(value: str) -> str:
@@ -140,6 +164,21 @@ def _parse_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(value)
     return value.rstrip("/")
+
+
+def _parse_urls(value: str) -> str:
+    urls = [_parse_url(piece.strip()) for piece in value.split(",") if piece.strip()]
+    if not urls:
+        raise ValueError(value)
+    return ",".join(urls)
+
+
+def _parse_rate(value: str) -> tuple[int, float]:
+    jobs, sep, seconds = value.partition("/")
+    count, period = int(jobs.strip()), float(seconds.strip())
+    if not sep or count < 1 or not period > 0:
+        raise ValueError(value)
+    return count, period
 
 
 def _parse_auth(value: str) -> tuple[str, str]:
@@ -185,13 +224,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     if require_token and not token:
         r.problems.append("DISCORD_TOKEN: required; the bot token from the Discord developer portal")
 
-    url = r.get("WEBUI_URL", d.webui_url, _parse_url, "an http:// or https:// URL such as http://127.0.0.1:7860")
-    if "," in url:
-        r.problems.append("WEBUI_URL: expected one URL; several backends are not supported yet")
-    url_auth = split_credentials(url)[1] if "," not in url else None
+    url = r.get("WEBUI_URL", d.webui_url, _parse_urls,
+                "http:// or https:// URL(s), comma-separated, such as http://127.0.0.1:7860")
     auth = r.get("WEBUI_AUTH", None, _parse_auth, "user:password", secret=True)
-    if auth and url_auth:
-        r.problems.append("WEBUI_AUTH: set credentials either in WEBUI_URL (user:pass@) or in WEBUI_AUTH, not both")
+    rate = r.get("RATE_LIMIT", d.rate_limit, _parse_rate, "jobs/seconds per user, such as 5/60")
+    max_queued = r.int_in("MAX_QUEUED_PER_USER", d.max_queued_per_user, 1, 100)
+    wait_limit = r.get("BACKEND_WAIT_LIMIT", d.backend_wait_limit, _parse_positive_float,
+                       "a number of seconds above 0")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
     max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
@@ -213,7 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     settings = Settings(
         discord_token=token,
         webui_url=url,
-        webui_auth=auth or url_auth,
+        webui_auth=auth,
         guild_ids=r.get("DISCORD_GUILD_IDS", (), _parse_ids, "comma-separated numeric guild ids"),
         data_dir=Path(r.raw("SDCORD_DATA_DIR") or d.data_dir),
         default_steps=steps,
@@ -229,6 +268,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         generation_timeout=r.get(
             "WEBUI_TIMEOUT", d.generation_timeout, _parse_positive_float, "a number of seconds above 0"
         ),
+        rate_limit=rate,
+        max_queued_per_user=max_queued,
+        backend_wait_limit=wait_limit,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )
@@ -241,6 +283,8 @@ def describe(settings: Settings) -> dict[str, Any]:
     """A log- and print-safe view of the settings (no token, no credentials)."""
     return {
         "WEBUI_URL": settings.webui_display_url,
+        "RATE_LIMIT": f"{settings.rate_limit[0]} jobs / {settings.rate_limit[1]:g} s per user, "
+        f"at most {settings.max_queued_per_user} waiting or running",
         "WEBUI_AUTH": "set" if settings.webui_auth else "not set",
         "DISCORD_TOKEN": "set" if settings.discord_token else "not set",
         "DISCORD_GUILD_IDS": ",".join(map(str, settings.guild_ids)) or "(global)",

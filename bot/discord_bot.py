@@ -5,6 +5,8 @@ This module and the views wire the engine (config, WebUI client, payload, PNG) t
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,9 +22,11 @@ from discord.ext import commands
 from .config import Settings
 from .engine import DrawEngine
 from .payload import OptionError
-from .webui import WebUIClient, WebUIError
+from .scheduler import Refused
+from .webui import WebUIError
 
 if TYPE_CHECKING:
+    from .delivery import JobMessage
     from .demo_webui import DemoWebUI
 
 __all__ = ["SDBot", "SDTree", "SDView", "SDModal", "report_error", "new_error_id", "use_discord_endpoints"]
@@ -83,6 +87,10 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
     if isinstance(original, OptionError):
         log.info("[%s] /%s refused bad options (%s): %s", error_id, command, who, original)
         message, private = str(original), True
+    elif isinstance(original, Refused):
+        log.info("[%s] /%s refused by the %s limit (%s)", error_id, command, original.limit, who)
+        retry_at = discord.utils.utcnow() + dt.timedelta(seconds=original.retry_in)
+        message, private = f"⏳ {original.message} Try again {discord.utils.format_dt(retry_at, 'R')}.", True
     elif isinstance(original, WebUIError):
         log.warning("[%s] /%s WebUI error (%s): %s | %s", error_id, command, who, original.message, original.detail)
         message = f"{original.message} (error id `{error_id}`)"
@@ -136,13 +144,15 @@ class SDBot(commands.Bot):
         self.settings = settings
         self.demo = demo
         self.engine: DrawEngine | None = None
+        self.job_messages: set[JobMessage] = set()  # jobs whose Discord message is being kept current
         self.synced = False
 
     async def setup_hook(self) -> None:
-        s = self.settings
-        client = WebUIClient(s.webui_url, auth=s.webui_auth, generation_timeout=s.generation_timeout, name="webui")
-        self.engine = DrawEngine(s, client)
-        self.engine.catalogue.refresh()  # warm the autocomplete cache in the background
+        from .delivery import CancelButton
+
+        self.engine = DrawEngine(self.settings)
+        self.engine.start()  # backend workers, and a warm autocomplete cache
+        self.add_dynamic_items(CancelButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
         await self.sync_commands()
@@ -178,10 +188,19 @@ class SDBot(commands.Bot):
         log.info("Logged in as %s (id %s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
 
     async def close(self) -> None:
+        """Stop the engine first (unfinished jobs end with a clear message), let live job messages
+        post that, then disconnect from Discord."""
         try:
-            await super().close()
-        finally:
             if self.engine is not None:
-                await self.engine.close()
-            if self.demo is not None:
-                await self.demo.stop()
+                await self.engine.scheduler.close()
+                pending = [jm.finished.wait() for jm in self.job_messages]
+                if pending:
+                    await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=5)
+        finally:
+            try:
+                await super().close()
+            finally:
+                if self.engine is not None:
+                    await self.engine.close()
+                if self.demo is not None:
+                    await self.demo.stop()

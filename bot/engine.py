@@ -19,6 +19,7 @@ from .catalogue import Catalogue, CatalogueCache
 from .config import Settings
 from .infotext import parse_generation_parameters
 from .payload import BuiltPayload, DrawOptions, build_txt2img
+from .scheduler import Job, Scheduler
 from .webui import GenerationResult, WebUIClient
 
 __all__ = ["DrawEngine", "Outcome", "OutputImage", "REQUEST_SIZE_LIMIT", "favour_event_loop_latency"]
@@ -93,18 +94,36 @@ def _params_of(infotext: str | None) -> dict[str, Any]:
 
 
 class DrawEngine:
-    """Owns one WebUI client and its catalogue cache; turns options into finished images."""
+    """Owns the WebUI clients (one per backend), the catalogue cache and the fair scheduler; turns
+    options into finished images."""
 
-    def __init__(self, settings: Settings, client: WebUIClient) -> None:
+    def __init__(self, settings: Settings, clients: list[WebUIClient] | None = None) -> None:
         self.settings = settings
-        self.client = client
-        self.catalogue = CatalogueCache(client)
+        self.clients = clients if clients is not None else [
+            WebUIClient(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}")
+            for i, b in enumerate(settings.backends)
+        ]
+        self.catalogue = CatalogueCache(self.clients)
+        rate, per = settings.rate_limit
+        self.scheduler = Scheduler(
+            self.clients, self._run_job, rate=rate, per=per,
+            max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit,
+        )
         self._counter = _Counter(settings.data_dir / "image-counter")
         self._counter_lock = asyncio.Lock()
 
+    def start(self) -> None:
+        """Start the backend workers and warm the catalogue (needs a running loop)."""
+        self.scheduler.start()
+        self.catalogue.refresh()
+
     async def close(self) -> None:
+        await self.scheduler.close()
         await self.catalogue.close()
-        await self.client.close()
+        await asyncio.gather(*(c.close() for c in self.clients))
+
+    async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
+        return await self.generate(job.payload, filesize_limit=job.filesize_limit, client=client)
 
     # -- preparing -------------------------------------------------------------------------
     def prepare(self, opts: DrawOptions) -> BuiltPayload:
@@ -119,10 +138,13 @@ class DrawEngine:
         return build_txt2img(opts, self.settings, catalogue)
 
     # -- generating ------------------------------------------------------------------------
-    async def generate(self, built: BuiltPayload, *, filesize_limit: int) -> Outcome:
-        """Run txt2img and return upload-ready images; raises WebUIError on WebUI failures."""
+    async def generate(
+        self, built: BuiltPayload, *, filesize_limit: int, client: WebUIClient | None = None
+    ) -> Outcome:
+        """Run txt2img on `client` (default: the first backend) and return upload-ready images;
+        raises WebUIError on WebUI failures. Jobs go through the scheduler, which picks the client."""
         started = time.monotonic()
-        result = await self.client.txt2img(built.payload)
+        result = await (client or self.clients[0]).txt2img(built.payload)
         images = await self._finish_images(result, built, filesize_limit)
         first = images[0].infotext if images else None
         params = await asyncio.to_thread(_params_of, first)

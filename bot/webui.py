@@ -71,7 +71,15 @@ class WebUIError(Exception):
 
 
 class WebUIConnectionError(WebUIError):
-    """Connection refused, DNS failure, reset, or the connection could not be opened in time."""
+    """Connection refused, DNS failure, reset, or the connection could not be opened in time.
+
+    `reached` is False when the request never got to the WebUI (refused, no connection opened), so
+    the WebUI cannot have started the job and it is safe to send it to another backend.
+    """
+
+    def __init__(self, message: str, *, reached: bool = True, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.reached = reached
 
 
 class WebUITimeoutError(WebUIError):
@@ -543,7 +551,8 @@ class WebUIClient:
         except aiohttp.ConnectionTimeoutError as exc:
             raise WebUIConnectionError(
                 f"Can't reach the WebUI at {self.display_url} (no answer to the connection) — "
-                "is it running with --api?", backend=self.display_url, detail=type(exc).__name__) from None
+                "is it running with --api?", backend=self.display_url, detail=type(exc).__name__,
+                reached=False) from None
         except TimeoutError:
             what = "finish the job" if timeout is self._generation_t else "answer"
             raise WebUITimeoutError(
@@ -552,7 +561,7 @@ class WebUIClient:
         except aiohttp.ClientConnectorError as exc:
             raise WebUIConnectionError(
                 f"Can't reach the WebUI at {self.display_url} — is it running with --api?",
-                backend=self.display_url, detail=_short(_os_error_text(exc))) from None
+                backend=self.display_url, detail=_short(_os_error_text(exc)), reached=False) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
                 aiohttp.ClientConnectionError) as exc:
             raise WebUIConnectionError(

@@ -1,8 +1,7 @@
-"""/draw: parse the interaction, call the engine, render the reply."""
+"""/draw and /status: parse the interaction, call the engine, render the reply."""
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,38 +9,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
+from bot.delivery import JobMessage, escape
 from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
+from bot.scheduler import JobState
 
 if TYPE_CHECKING:
     from bot.catalogue import Kind
     from bot.discord_bot import SDBot
-    from bot.engine import DrawEngine, Outcome
-
-SUMMARY_PROMPT_CHARS = 300
-
-
-def _display(text: str, limit: int) -> str:
-    """User text made safe to echo: no markdown tricks, no mention syntax, bounded length."""
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
-
-
-def render_summary(outcome: Outcome) -> str:
-    seeds = ", ".join(f"`{s}`" for s in outcome.seeds) or "?"
-    sampler = " ".join(p for p in (outcome.sampler, outcome.scheduler) if p and p != "Automatic")
-    facts = [
-        f"seed{'s' if len(outcome.seeds) > 1 else ''} {seeds}",
-        f"{outcome.steps} steps" if outcome.steps else None,
-        sampler or None,
-        _display(outcome.model, 80) if outcome.model else None,
-        f"{outcome.elapsed:.1f} s",
-    ]
-    lines = [f"**{_display(outcome.prompt, SUMMARY_PROMPT_CHARS)}**", " · ".join(f for f in facts if f)]
-    if outcome.notes:
-        lines.append("-# " + "; ".join(outcome.notes))
-    return "\n".join(lines)[:2000]
+    from bot.engine import DrawEngine
 
 
 class Generate(commands.Cog):
@@ -84,14 +59,40 @@ class Generate(commands.Cog):
     ) -> None:
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
                            width, height, batch)
-        built = self.engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
-        await interaction.response.defer(thinking=True)  # before any WebUI call: the 3 s deadline always holds
-        # Errors from here on (a name the WebUI doesn't know, the WebUI failing) go to the tree's
-        # on_error, which turns the "thinking…" message into the reason, with an error id.
-        built = await self.engine.finalize(opts, built)
-        outcome = await self.engine.generate(built, filesize_limit=interaction.filesize_limit)
-        files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
-        await interaction.edit_original_response(content=render_summary(outcome), attachments=files)
+        engine = self.engine
+        built = engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
+        ticket = engine.scheduler.admit(interaction.user.id)  # over a limit: Refused -> ephemeral answer
+        try:
+            await interaction.response.defer(thinking=True)  # before any WebUI call: the 3 s deadline holds
+            built = await engine.finalize(opts, built)  # may ask the WebUI for its lists (cold cache)
+        except BaseException:
+            engine.scheduler.release(ticket)  # never accepted: the user keeps their token
+            raise
+        job = engine.scheduler.submit(ticket, built, channel_id=interaction.channel_id, guild_id=interaction.guild_id,
+                                      filesize_limit=interaction.filesize_limit)
+        await JobMessage(self.bot, interaction, job).run()
+
+    @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
+    async def status(self, interaction: discord.Interaction[SDBot]) -> None:
+        scheduler = self.engine.scheduler
+        lines = ["**Backends**"]
+        for i, b in enumerate(scheduler.backend_status(), 1):
+            state = ("🟢 up, busy" if b.busy else "🟢 up, idle") if b.up else f"🔴 down — {b.last_error}"
+            lines.append(f"`#{i}` {state}")
+        queued = scheduler.queued
+        lines.append(f"**Queue**: {len(queued)} waiting")
+        mine = scheduler.user_jobs(interaction.user.id)
+        if mine:
+            lines.append("**Your jobs**")
+            for job in mine:
+                if job.state is JobState.RUNNING:
+                    where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
+                else:
+                    where = f"queued, position {scheduler.position(job)}"
+                lines.append(f"`{job.id}` {where} — {escape(job.payload.payload.get('prompt', ''), 80)}")
+        else:
+            lines.append("You have no jobs waiting or running.")
+        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
 
     async def _choices(self, kind: Kind, current: str) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]

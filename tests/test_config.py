@@ -53,16 +53,39 @@ def test_secrets_are_never_echoed() -> None:
     text = "\n".join(problems)
     assert "hunter2" not in text and "s3cret" not in text
     assert repr(load_settings({"DISCORD_TOKEN": "tok-SECRET", "WEBUI_AUTH": "u:pw-SECRET"})).count("SECRET") == 0
+    s = load_settings({"DISCORD_TOKEN": "t", "WEBUI_URL": "http://u:pw-SECRET@h, http://h2"})
+    assert "SECRET" not in repr(s) and "SECRET" not in repr(s.backends)
 
 
 def test_credentials_in_url_mean_basic_auth() -> None:
     s = load_settings({"DISCORD_TOKEN": "t", "WEBUI_URL": "http://alice:p%40ss@gpu.lan:7860/"})
-    assert s.webui_auth == ("alice", "p@ss")
+    assert s.backends[0].auth == ("alice", "p@ss") and s.webui_auth is None
     assert s.webui_display_url == "http://gpu.lan:7860"
     assert split_credentials("http://h:1/x") == ("http://h:1/x", None)
     s2 = load_settings({"DISCORD_TOKEN": "t", "WEBUI_AUTH": "bob:pw:with:colons"})
     assert s2.webui_auth == ("bob", "pw:with:colons")
-    assert "not both" in problems_of({"WEBUI_URL": "http://a:b@h", "WEBUI_AUTH": "c:d"})[0]
+    assert s2.backends[0].auth == ("bob", "pw:with:colons")
+
+
+def test_several_backends_each_with_its_own_credentials() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t", "WEBUI_AUTH": "dflt:pw",
+                       "WEBUI_URL": "http://a:b@gpu1:7860/, http://gpu2:7861 ,https://gpu3"})
+    assert [(b.url, b.auth) for b in s.backends] == [
+        ("http://gpu1:7860", ("a", "b")), ("http://gpu2:7861", ("dflt", "pw")), ("https://gpu3", ("dflt", "pw"))]
+    assert s.webui_display_url == "http://gpu1:7860, http://gpu2:7861, https://gpu3"
+    got = problems_of({"WEBUI_URL": "http://ok:1, gopher://u:secret@x"})
+    assert got[0].startswith("WEBUI_URL:") and "secret" not in got[0]
+
+
+def test_rate_limit_and_queue_cap() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t"})
+    assert (s.rate_limit, s.max_queued_per_user, s.backend_wait_limit) == ((5, 60.0), 3, 600.0)
+    s = load_settings({"DISCORD_TOKEN": "t", "RATE_LIMIT": " 10 / 30 ", "MAX_QUEUED_PER_USER": "5",
+                       "BACKEND_WAIT_LIMIT": "90"})
+    assert (s.rate_limit, s.max_queued_per_user, s.backend_wait_limit) == ((10, 30.0), 5, 90.0)
+    for bad in ("5", "0/60", "5/0", "five/60"):
+        assert problems_of({"RATE_LIMIT": bad})[0].startswith("RATE_LIMIT: expected jobs/seconds")
+    assert problems_of({"MAX_QUEUED_PER_USER": "0"})[0].startswith("MAX_QUEUED_PER_USER:")
 
 
 def test_guild_ids_and_values_are_parsed() -> None:

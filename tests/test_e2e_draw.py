@@ -76,7 +76,7 @@ async def test_payload_sent_has_documented_defaults_and_mappings(env: Any) -> No
     assert body == {"prompt": "fox", "negative_prompt": "", "seed": -1, "sampler_name": "DPM++ 2M",
                     "scheduler": "Karras", "steps": 20, "cfg_scale": 7.0, "width": 512, "height": 512,
                     "batch_size": 1, "n_iter": 1, "send_images": True, "save_images": False}
-    models = await env.bot.engine.client.sd_models()
+    models = await env.bot.engine.clients[0].sd_models()
     title = models[-1]["title"]
     ix = await fake.invoke(fake.alice, fake.channel, "draw", {
         "prompt": "fox", "negative_prompt": "blurry", "model": title, "sampler": "Euler a", "scheduler": "Automatic",
@@ -125,19 +125,30 @@ async def test_autocomplete_answers_with_the_webui_lists(env: Any) -> None:
     assert models and all(len(c["value"]) <= 100 for c in models)
 
 
-async def test_webui_down_gives_a_clear_message_and_recovers(env: Any) -> None:
+async def test_webui_down_the_job_waits_says_so_and_finishes_when_it_is_back(env: Any) -> None:
     fake, demo = env.fake, env.demo
     port = demo.port
     await demo.stop()
     ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
     assert await ix.wait_ack() < 3.0
-    msg = await finished(ix)
-    assert "❌" in msg.content and "reach the WebUI" in msg.content and "error id" in msg.content
-    assert not msg.attachments
+    await ix.wait_for(lambda i: i.original is not None and "waiting for a WebUI" in i.original.content, timeout=10)
+    assert not ix.original.attachments
     await demo.start("127.0.0.1", port)
-    ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
-    msg = await finished(ix)
+    msg = await finished(ix, timeout=20)
     assert len(msg.attachments) == 1 and png.read_parameters(msg.attachments[0].data)
+    ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a dog"})
+    assert (await finished(ix)).attachments
+
+
+async def test_webui_down_past_the_wait_limit_fails_clearly(fake_discord: Any, demo_webui: Any,
+                                                            tmp_path: Path) -> None:
+    fake = fake_discord
+    settings = bot_settings(fake, demo_webui.url, tmp_path, backend_wait_limit=1.0)
+    async with running_bot(fake, settings):
+        await demo_webui.stop()
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
+        msg = await finished(ix, timeout=15)
+        assert "❌" in msg.content and "No WebUI has been reachable" in msg.content and "error id" in msg.content
 
 
 async def test_webui_errors_are_explained(env: Any) -> None:
@@ -202,7 +213,7 @@ async def test_global_sync_happens_only_when_the_schema_changed(fake_discord: An
                    if method == "PUT" and path.endswith("/commands") and "/guilds/" not in path)
 
     async with running_bot(fake_discord, settings):
-        assert {c["name"] for c in fake_discord.commands()} == {"draw"}
+        assert {c["name"] for c in fake_discord.commands()} == {"draw", "status"}
     assert global_puts() == 1
     async with running_bot(fake_discord, settings):
         pass
