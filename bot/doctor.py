@@ -13,37 +13,46 @@ OK, FAIL, WARN = "ok", "FAIL", "warn"
 
 
 async def check(settings: Settings) -> list[tuple[str, str, str]]:
-    """Rows of (check, status, detail) for the WebUI part."""
+    """Rows of (check, status, detail) for every WebUI backend."""
     rows: list[tuple[str, str, str]] = []
-    client = WebUIClient(settings.webui_url, auth=settings.webui_auth, catalogue_timeout=10.0)
-    try:
+    many = len(settings.backends) > 1
+    for i, backend in enumerate(settings.backends, 1):
+        prefix = f"WebUI #{i}" if many else "WebUI"
+        client = WebUIClient(backend.url, auth=backend.auth, catalogue_timeout=10.0)
         try:
-            version = await client.version_info()
-            rows.append(("WebUI reachable", OK, f"{settings.webui_display_url} ({_version_text(version)})"))
+            rows += await _check_backend(client, settings, prefix)
+        finally:
+            await client.close()
+    return rows
+
+
+async def _check_backend(client: WebUIClient, settings: Settings, prefix: str) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    try:
+        version = await client.version_info()
+        rows.append((f"{prefix} reachable", OK, f"{client.display_url} ({_version_text(version)})"))
+    except WebUIError as exc:
+        rows.append((f"{prefix} reachable", FAIL, exc.message))
+        return rows
+    found: dict[str, list[dict[str, object]]] = {}
+    for label, call in (("models", client.sd_models), ("samplers", client.samplers),
+                        ("schedulers", client.schedulers)):
+        try:
+            found[label] = items = await call()
         except WebUIError as exc:
-            rows.append(("WebUI reachable", FAIL, exc.message))
-            return rows
-        found: dict[str, list[dict[str, object]]] = {}
-        for label, call in (("models", client.sd_models), ("samplers", client.samplers),
-                            ("schedulers", client.schedulers)):
-            try:
-                found[label] = items = await call()
-            except WebUIError as exc:
-                rows.append((f"WebUI {label}", FAIL, exc.message))
-                continue
-            status = OK if items or label == "schedulers" else FAIL  # no /schedulers on older WebUIs
-            rows.append((f"WebUI {label}", status, f"{len(items)} available" + _sample(items)))
-        catalogue = Catalogue(**found)  # type: ignore[arg-type]
-        if catalogue.samplers:
-            known = catalogue.resolve_sampler(settings.default_sampler)
-            rows.append(("DEFAULT_SAMPLER", OK if known else FAIL,
-                         settings.default_sampler + ("" if known else " is not offered by this WebUI")))
-        if catalogue.schedulers:
-            known = catalogue.resolve_scheduler(settings.default_scheduler)
-            rows.append(("DEFAULT_SCHEDULER", OK if known else FAIL,
-                         settings.default_scheduler + ("" if known else " is not offered by this WebUI")))
-    finally:
-        await client.close()
+            rows.append((f"{prefix} {label}", FAIL, exc.message))
+            continue
+        status = OK if items or label == "schedulers" else FAIL  # no /schedulers on older WebUIs
+        rows.append((f"{prefix} {label}", status, f"{len(items)} available" + _sample(items)))
+    catalogue = Catalogue(**found)  # type: ignore[arg-type]
+    if catalogue.samplers:
+        known = catalogue.resolve_sampler(settings.default_sampler)
+        rows.append((f"{prefix} DEFAULT_SAMPLER", OK if known else FAIL,
+                     settings.default_sampler + ("" if known else " is not offered by this WebUI")))
+    if catalogue.schedulers:
+        known = catalogue.resolve_scheduler(settings.default_scheduler)
+        rows.append((f"{prefix} DEFAULT_SCHEDULER", OK if known else FAIL,
+                     settings.default_scheduler + ("" if known else " is not offered by this WebUI")))
     return rows
 
 

@@ -122,3 +122,15 @@ async def test_doctor_fails_when_the_webui_is_unreachable(tmp_path: Path) -> Non
     assert proc.returncode == 1
     assert "FAIL" in text and "reach the WebUI" in text
     assert "DISCORD_TOKEN" in text  # missing token is reported too
+
+
+async def test_doctor_checks_every_backend(demo_webui: Any, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=f"{demo_webui.url},{down}"),
+                        cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 1, text
+    lines = text.splitlines()
+    assert any(line.startswith("WebUI #1 reachable") and " ok " in line for line in lines), text
+    assert any(line.startswith("WebUI #2 reachable") and "FAIL" in line for line in lines), text
