@@ -273,6 +273,15 @@ class Scheduler:
         return sorted((j for j in self.jobs.values() if j.user_id == user_id and not j.is_final),
                       key=lambda j: (j.state != JobState.RUNNING, self.position(j) or 0))
 
+    def _reset_round(self, user_id: int) -> None:
+        """After a user's job left the queue or finished: their next job's round follows only the
+        jobs they still have, so a cancelled burst doesn't push their future jobs back."""
+        rounds = [j.round for j in self.jobs.values() if j.user_id == user_id and not j.is_final]
+        if rounds:
+            self._user_round[user_id] = max(rounds)
+        else:
+            self._user_round.pop(user_id, None)  # also keeps the table from growing forever
+
     def _positions_changed(self) -> None:
         for job in self._pending:
             job.touch()
@@ -375,7 +384,9 @@ class Scheduler:
         job._finish(JobState.FAILED, self.clock(), error=exc)
 
     def _forget_later(self, job: Job, after: float = 300.0) -> None:
-        """Keep a finished job for /status a while, then drop it (storage is a later concern)."""
+        """Keep a finished job for /status a while, then drop it (storage is a later concern).
+        Called once for every job that ends, so it also settles the user's fair-queue round."""
+        self._reset_round(job.user_id)
         asyncio.get_running_loop().call_later(after, self.jobs.pop, job.id, None)
 
     # ------------------------------------------------------------------ progress

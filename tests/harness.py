@@ -51,12 +51,16 @@ async def running_bot(fake: Any, settings: Settings) -> AsyncIterator[SDBot]:
     """Start SDBot, wait until its commands are synced and its gateway session is ready."""
     with discord_endpoints(fake):
         bot = SDBot(settings)
+        # discord.py waits 2 s after the last GUILD_CREATE before on_ready; the fake sends them at once.
+        # Waiting for ready (quickly) means closing never races discord.py's own ready timer.
+        bot._connection.guild_ready_timeout = 0.05  # noqa: SLF001 - test speed only
         task = asyncio.create_task(bot.start(settings.discord_token or ""))
         try:
             await wait_until(lambda: bot.synced or task.done(), timeout=15)
             if task.done():
                 task.result()  # raise the start-up failure
             await wait_until(lambda: bot.get_guild(fake.guild.id) is not None or task.done(), timeout=15)
+            await asyncio.wait_for(bot.wait_until_ready(), 15)
             yield bot
         finally:
             await bot.close()

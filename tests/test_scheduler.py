@@ -162,6 +162,27 @@ async def test_a_latecomer_does_not_wait_behind_a_burst() -> None:
         await s.close()
 
 
+async def test_cancelled_jobs_do_not_push_the_users_next_job_back() -> None:
+    backend = StubBackend("b1")
+    s = make([backend])
+    try:
+        first = submit(s, 1, "u1-0")
+        await settle()
+        burst = [submit(s, 1, f"u1-{i}") for i in range(1, 20)]
+        for job in burst:
+            assert await s.cancel(job)
+        others = [submit(s, 2, f"u2-{i}") for i in range(5)]
+        again = submit(s, 1, "u1-again")
+        # user 1's second job competes with user 2's second (arrival order breaks the tie),
+        # instead of waiting behind the 19 rounds of its cancelled burst
+        assert [j.payload for j in s.queued] == ["u2-0", "u2-1", "u1-again", "u2-2", "u2-3", "u2-4"]
+        for job in [first, *others, again]:
+            backend.gates.setdefault(job.payload, asyncio.Event()).set()
+        await asyncio.gather(*(j.wait_done(5) for j in [first, *others, again]))
+    finally:
+        await s.close()
+
+
 # ---------------------------------------------------------------- the pool
 async def test_unreachable_backend_hands_its_job_to_another_and_is_retried() -> None:
     b1, b2 = StubBackend("b1"), StubBackend("b2")

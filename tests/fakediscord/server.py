@@ -182,7 +182,9 @@ class FakeDiscord(RestMixin):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock)
+        # a long listen queue, like Discord's edge: discord.py opens a connection per concurrent request,
+        # and a burst must not overflow aiohttp's default of 128 (a dropped SYN costs a 1 s retry)
+        site = web.SockSite(self._runner, sock, backlog=1024)
         await site.start()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_base = f"{self.url}/api/v10"
