@@ -93,7 +93,7 @@ async def engine_on(backends: list[DemoWebUI], *,
         engine = DrawEngine(Settings(data_dir=Path(tmp), **OPEN), clients)  # type: ignore[arg-type]
         try:
             if start:
-                engine.start()
+                await engine.start()
             built = await engine.finalize(OPTIONS, engine.prepare(OPTIONS))
             yield engine, built
         finally:

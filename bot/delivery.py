@@ -165,6 +165,8 @@ class JobMessage:
         if self._token_usable():
             try:
                 msg = await self.interaction.edit_original_response(**fields)
+                if self.message_id is None:
+                    self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
                 self.message_id = msg.id
                 return
             except discord.NotFound:
@@ -269,7 +271,8 @@ class JobMessage:
         files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
         if self._token_usable():
             try:
-                await self.interaction.edit_original_response(content=summary, attachments=files, view=None)
+                msg = await self.interaction.edit_original_response(content=summary, attachments=files, view=None)
+                self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
                 return
             except discord.NotFound:
                 self.gone = True
@@ -279,17 +282,18 @@ class JobMessage:
                 self.token_ok = False
             files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
         # The token is (nearly) expired or the message is gone: a channel message replying to the job.
-        await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files)
+        sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files)
+        self.bot.engine.note_messages(self.job.id, result_message_id=sent.id)  # type: ignore[union-attr]
         await self._safe_final_edit(content=f"{prompt_line(self.job)}\n✅ Done — the images are in the reply below.",
                                     attachments=[], view=None)
 
-    async def _post_in_channel(self, content: str, *, files: list[discord.File] | None = None) -> None:
+    async def _post_in_channel(self, content: str, *, files: list[discord.File] | None = None) -> discord.Message:
         channel = self.bot.get_partial_messageable(self.interaction.channel_id or 0)
         reference = None
         if self.message_id is not None and not self.gone:
             reference = discord.MessageReference(message_id=self.message_id, channel_id=channel.id,
                                                  fail_if_not_exists=False)
-        await channel.send(content[:2000], files=files or [], reference=reference,  # type: ignore[arg-type]
+        return await channel.send(content[:2000], files=files or [], reference=reference,  # type: ignore[arg-type]
                            allowed_mentions=discord.AllowedMentions(users=[discord.Object(self.job.user_id)],
                                                                     everyone=False, roles=False,
                                                                     replied_user=False))

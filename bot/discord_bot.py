@@ -151,7 +151,7 @@ class SDBot(commands.Bot):
         from .delivery import CancelButton
 
         self.engine = DrawEngine(self.settings)
-        self.engine.start()  # backend workers, and a warm autocomplete cache
+        await self.engine.start()  # job store, backend workers, and a warm autocomplete cache
         self.add_dynamic_items(CancelButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)

@@ -19,12 +19,15 @@ from .catalogue import Catalogue, CatalogueCache
 from .config import Settings
 from .infotext import parse_generation_parameters
 from .payload import BuiltPayload, DrawOptions, build_txt2img
-from .scheduler import Job, Scheduler
+from .scheduler import Job, JobState, Scheduler
+from .store import JobRecord, JobStore
 from .webui import GenerationResult, WebUIClient
 
 __all__ = ["DrawEngine", "Outcome", "OutputImage", "REQUEST_SIZE_LIMIT", "favour_event_loop_latency"]
 
 log = logging.getLogger(__name__)
+
+STORE_FILE = "sdcord.db"
 
 # How often (seconds) a thread holding the GIL must let another thread run. Python's default 5 ms
 # means the event loop can wait 5 ms or more each time a worker thread decodes or encodes images;
@@ -111,16 +114,85 @@ class DrawEngine:
         )
         self._counter = _Counter(settings.data_dir / "image-counter")
         self._counter_lock = asyncio.Lock()
+        self.store: JobStore | None = None
+        self._writes: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start the backend workers and warm the catalogue (needs a running loop)."""
+    async def start(self) -> None:
+        """Open the job store, start the backend workers, warm the catalogue."""
+        self.store = await JobStore.open(self.settings.data_dir / STORE_FILE)
+        await self._close_interrupted_jobs()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="job store writer")
+        self.scheduler.listeners.append(self._record)
         self.scheduler.start()
         self.catalogue.refresh()
 
     async def close(self) -> None:
         await self.scheduler.close()
         await self.catalogue.close()
+        if self._writer is not None:
+            self._writes.put_nowait(None)
+            await asyncio.wait([self._writer], timeout=5)
+        if self.store is not None:
+            await self.store.close()
         await asyncio.gather(*(c.close() for c in self.clients))
+
+    # -- the job store -----------------------------------------------------------------------
+    async def _close_interrupted_jobs(self) -> None:
+        """Jobs left queued/running by a crash: mark them failed (they are not resumed yet)."""
+        assert self.store is not None
+        for record in await self.store.unfinished():
+            await self.store.update(record.id, status="failed", finished_at=time.time(),
+                                    error="The bot restarted before the job finished.")
+
+    def _record(self, job: Job) -> None:
+        """Scheduler listener: queue the job's new state for the store (written in order)."""
+        now = time.time()
+        if job.state is JobState.QUEUED and job.started is None and job.backend is None and not job.seen:
+            job.seen = True
+            built = job.payload
+            self._writes.put_nowait(("add", {
+                "id": job.id, "kind": "txt2img", "user_id": job.user_id, "payload": built.payload,
+                "status": "queued", "created_at": now, "guild_id": job.guild_id, "channel_id": job.channel_id,
+                "parent_id": job.parent_id,
+            }))
+            return
+        changes: dict[str, Any] = {"status": job.state.value, "backend": job.backend}
+        if job.state is JobState.RUNNING:
+            changes["started_at"] = now
+        elif job.is_final:
+            changes["finished_at"] = now
+            if isinstance(job.result, Outcome):
+                changes["seeds"] = job.result.seeds
+                changes["infotexts"] = [img.infotext or "" for img in job.result.images]
+            if job.error is not None:
+                changes["error"] = getattr(job.error, "message", None) or repr(job.error)
+        self._writes.put_nowait((job.id, changes))
+
+    def note_messages(self, job_id: str, **ids: int | None) -> None:
+        """Remember the job's message and/or result message (for actions on them later)."""
+        self._writes.put_nowait((job_id, {k: v for k, v in ids.items() if v is not None}))
+
+    async def _write_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            item = await self._writes.get()
+            try:
+                if item is None:
+                    return
+                key, values = item
+                if key == "add":
+                    await self.store.add(JobRecord(**values))
+                elif values:
+                    await self.store.update(key, **values)
+            except Exception:  # noqa: BLE001 - storage trouble must never break a job
+                log.exception("Job store write failed (%s)", item[0] if item else "?")
+            finally:
+                self._writes.task_done()
+
+    async def flush(self) -> None:
+        """Wait until every queued store write is done."""
+        await self._writes.join()
 
     async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
         return await self.generate(job.payload, filesize_limit=job.filesize_limit, client=client)

@@ -78,6 +78,8 @@ class Job:
     channel_id: int | None = None
     guild_id: int | None = None
     filesize_limit: int = 10 * 1024 * 1024
+    parent_id: str | None = None  # the job this one reruns
+    seen: bool = False  # recorded by the job store
     state: JobState = JobState.QUEUED
     backend: str | None = None
     started: float | None = None
@@ -90,6 +92,7 @@ class Job:
     cancelled_by: int | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _on_state: Callable[[Job], None] | None = field(default=None, repr=False)  # the scheduler's listeners
 
     @property
     def is_final(self) -> bool:
@@ -115,6 +118,8 @@ class Job:
         self.waiting_for_backend = False
         self.touch()
         self._done.set()
+        if self._on_state is not None:
+            self._on_state(self)
 
 
 @dataclass(eq=False)
@@ -179,6 +184,7 @@ class Scheduler:
         self._all_down_since: float | None = None
         self._avg_duration = 20.0  # seconds; moving average of finished jobs, for estimates
         self._supervisor: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[Job], None]] = []  # told of every state change (e.g. the job store)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -198,6 +204,13 @@ class Scheduler:
         for job in list(self.jobs.values()):
             if not job.is_final:
                 job._finish(JobState.FAILED, now, error=WebUIError("The bot is shutting down; the job was not finished."))
+
+    def _emit(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:  # noqa: BLE001 - a listener must never break the queue
+                log.exception("Job listener failed for %s", job.id)
 
     # ------------------------------------------------------------------ admission
     def _active_count(self, user_id: int) -> int:
@@ -234,7 +247,7 @@ class Scheduler:
             self._tickets.pop(user_id, None)
 
     def submit(self, ticket: Ticket, payload: Any, *, channel_id: int | None = None, guild_id: int | None = None,
-               filesize_limit: int = 10 * 1024 * 1024) -> Job:
+               filesize_limit: int = 10 * 1024 * 1024, parent_id: str | None = None) -> Job:
         """Queue an admitted job; workers pick it up in fair order."""
         if ticket.used:
             raise RuntimeError("ticket already used")
@@ -244,9 +257,11 @@ class Scheduler:
         job_round = max(self._user_round.get(user, 0) + 1, self._round)
         self._user_round[user] = job_round
         job = Job(secrets.token_hex(4), user, payload, next(self._seq), job_round, self.clock(),
-                  channel_id=channel_id, guild_id=guild_id, filesize_limit=filesize_limit)
+                  channel_id=channel_id, guild_id=guild_id, filesize_limit=filesize_limit, parent_id=parent_id)
         job.waiting_for_backend = not any(b.up for b in self.backends)
+        job._on_state = self._emit
         self.jobs[job.id] = job
+        self._emit(job)
         self._insert(job)
         self._positions_changed()
         self._notify()
@@ -341,6 +356,7 @@ class Scheduler:
         job.waiting_for_backend = False
         backend.job = job
         job.touch()
+        self._emit(job)
         poller = asyncio.get_running_loop().create_task(self._poll_progress(backend, job))
         try:
             result = await self.runner(job, backend.client)
@@ -353,6 +369,7 @@ class Scheduler:
                 self._positions_changed()
                 job.waiting_for_backend = not any(b.up for b in self.backends)
                 job.touch()
+                self._emit(job)
                 log.info("Job %s requeued: %s was unreachable", job.id, backend.name)
                 return
             self._fail(job, exc)
