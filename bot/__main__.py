@@ -81,6 +81,9 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
         log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal")
         raise SystemExit(1) from None
     finally:
+        # discord.py's `async with` stops waiting once Discord is closed; wait for the whole
+        # shutdown (engine, job store, WebUI sessions) so nothing is cut off by asyncio.run.
+        await bot.close()
         if demo_server is not None:
             await demo_server.stop()
     log.info("sdcord stopped")

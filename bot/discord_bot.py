@@ -145,6 +145,7 @@ class SDBot(commands.Bot):
         self.demo = demo
         self.engine: DrawEngine | None = None
         self.job_messages: set[JobMessage] = set()  # jobs whose Discord message is being kept current
+        self._shutdown: asyncio.Future[None] | None = None
         self.synced = False
 
     async def setup_hook(self) -> None:
@@ -189,7 +190,13 @@ class SDBot(commands.Bot):
 
     async def close(self) -> None:
         """Stop the engine first (unfinished jobs end with a clear message), let live job messages
-        post that, then disconnect from Discord."""
+        post that, then disconnect from Discord. Safe to call more than once, also concurrently
+        (a signal handler and `async with` both close)."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._shutdown)
+
+    async def _close_once(self) -> None:
         try:
             if self.engine is not None:
                 await self.engine.scheduler.close()

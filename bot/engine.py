@@ -128,13 +128,16 @@ class DrawEngine:
         self.catalogue.refresh()
 
     async def close(self) -> None:
+        """Stop the workers, finish pending store writes, close the store and the clients. Idempotent."""
         await self.scheduler.close()
         await self.catalogue.close()
-        if self._writer is not None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
             self._writes.put_nowait(None)
-            await asyncio.wait([self._writer], timeout=5)
-        if self.store is not None:
-            await self.store.close()
+            await asyncio.wait([writer], timeout=5)
+        store, self.store = self.store, None
+        if store is not None:
+            await store.close()
         await asyncio.gather(*(c.close() for c in self.clients))
 
     # -- the job store -----------------------------------------------------------------------

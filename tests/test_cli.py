@@ -63,6 +63,7 @@ async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tm
     text = out.decode()
     assert proc.returncode == 0, text
     assert "sdcord stopped" in text
+    assert "Unclosed" not in text and "Traceback" not in text  # everything was shut down, nothing cut off
     assert fake.token not in text  # the token is never logged
 
 
