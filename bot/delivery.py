@@ -17,20 +17,20 @@ import asyncio
 import datetime as dt
 import io
 import logging
-import re
 import time
 from typing import TYPE_CHECKING, Any
 
 import discord
 
 from .scheduler import Job, JobState
+from .views import cancel_view, result_view
 from .webui import WebUIError
 
 if TYPE_CHECKING:
     from .discord_bot import SDBot
     from .engine import Outcome
 
-__all__ = ["JobMessage", "CancelButton", "progress_text", "render_summary", "bar", "escape"]
+__all__ = ["JobMessage", "progress_text", "render_summary", "bar", "escape"]
 
 log = logging.getLogger(__name__)
 
@@ -98,52 +98,23 @@ def progress_text(job: Job, position: int | None, queue_length: int, estimate: f
     return head + f"🎨 `{bar(p.fraction)}` {p.fraction:.0%}{step}{eta}"
 
 
-class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"sdcord:cancel:(?P<job>[0-9a-f]{8})"):
-    """Cancel a queued or running job: the requester, or anyone with Manage Messages."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="✖️",
-                                           custom_id=f"sdcord:cancel:{job_id}"))
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
-                             match: re.Match[str], /) -> CancelButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction[SDBot]) -> None:
-        engine = interaction.client.engine
-        job = engine.scheduler.jobs.get(self.job_id) if engine else None
-        if job is None or job.is_final:
-            await interaction.response.send_message("This job has already ended.", ephemeral=True)
-            return
-        perms = interaction.permissions
-        if interaction.user.id != job.user_id and not perms.manage_messages:
-            await interaction.response.send_message(
-                "Only the person who started this job, or someone with Manage Messages, can cancel it.",
-                ephemeral=True)
-            return
-        await interaction.response.defer()  # the job's message shows "Cancelled" once it is
-        await engine.scheduler.cancel(job, by=interaction.user.id)
-
-
-def cancel_view(job: Job) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job.id))
-    return view
-
-
 class JobMessage:
     """Renders one job into the message of the interaction that started it, then delivers it."""
 
     live = 0  # job messages currently being kept up to date (shares the edit budget)
 
-    def __init__(self, bot: SDBot, interaction: discord.Interaction[Any], job: Job) -> None:
+    def __init__(self, bot: SDBot, job: Job, *, interaction: discord.Interaction[Any] | None = None,
+                 channel_id: int | None = None, reply_to: int | None = None) -> None:
+        """With an interaction (a command or a button), its response is the job message. Without
+        one (a reaction), the job message is posted in `channel_id`, replying to `reply_to`."""
         self.bot = bot
         self.interaction = interaction
         self.job = job
+        self.channel_id = interaction.channel_id if interaction is not None else channel_id
+        self.reply_to = reply_to
+        self.credit = interaction is None or interaction.type is not discord.InteractionType.application_command
         self.message_id: int | None = None
-        self.token_ok = True
+        self.token_ok = interaction is not None
         self.gone = False  # the job message was deleted
         self._last_text: str | None = None
         self._last_preview: bytes | None = None
@@ -155,7 +126,11 @@ class JobMessage:
         return max(MIN_EDIT_INTERVAL, JobMessage.live / EDITS_PER_SECOND)
 
     def _token_usable(self) -> bool:
-        return self.token_ok and discord.utils.utcnow() < self.interaction.expires_at - TOKEN_MARGIN
+        return (self.interaction is not None and self.token_ok
+                and discord.utils.utcnow() < self.interaction.expires_at - TOKEN_MARGIN)
+
+    def _channel(self) -> discord.PartialMessageable:
+        return self.bot.get_partial_messageable(self.channel_id or 0)
 
     # ------------------------------------------------------------------ editing the job message
     async def _edit(self, **fields: Any) -> None:
@@ -163,6 +138,7 @@ class JobMessage:
         if self.gone:
             return
         if self._token_usable():
+            assert self.interaction is not None
             try:
                 msg = await self.interaction.edit_original_response(**fields)
                 if self.message_id is None:
@@ -178,10 +154,18 @@ class JobMessage:
                 self.token_ok = False  # token expired: fall through to the channel message
                 log.info("Job %s: interaction token no longer accepted; editing as a channel message", self.job.id)
         if self.message_id is None:
+            if self.interaction is not None:
+                return
+            # Started without an interaction: the job message is ours to post.
+            fields.pop("attachments", None)
+            reference = (discord.MessageReference(message_id=self.reply_to, channel_id=self.channel_id or 0,
+                                                  fail_if_not_exists=False) if self.reply_to else None)
+            msg = await self._channel().send(reference=reference, **fields)  # type: ignore[arg-type]
+            self.message_id = msg.id
+            self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
             return
-        channel = self.bot.get_partial_messageable(self.interaction.channel_id or 0)
         try:
-            await channel.get_partial_message(self.message_id).edit(**fields)
+            await self._channel().get_partial_message(self.message_id).edit(**fields)
         except discord.NotFound:
             self.gone = True
 
@@ -193,6 +177,8 @@ class JobMessage:
         preview = self.job.progress.preview if self.job.progress else None
         if text == self._last_text and preview is self._last_preview:
             return
+        if self.credit:
+            text += f"\n-# for <@{self.job.user_id}>"
         fields: dict[str, Any] = {"content": text, "view": cancel_view(self.job)}
         if preview is not self._last_preview and preview is not None:
             fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png")]
@@ -268,10 +254,17 @@ class JobMessage:
 
     async def _deliver_result(self, outcome: Outcome) -> None:
         summary = render_summary(outcome)
-        files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
+        if self.credit:
+            summary += f"\n-# for <@{self.job.user_id}>"
+        view = result_view(self.job.id, len(outcome.images))
+
+        def files() -> list[discord.File]:  # a File is consumed by a send attempt
+            return [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
+
         if self._token_usable():
+            assert self.interaction is not None
             try:
-                msg = await self.interaction.edit_original_response(content=summary, attachments=files, view=None)
+                msg = await self.interaction.edit_original_response(content=summary, attachments=files(), view=view)
                 self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
                 return
             except discord.NotFound:
@@ -280,20 +273,28 @@ class JobMessage:
                 if exc.status != 401 and exc.code != 50027:
                     raise
                 self.token_ok = False
-            files = [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
+        elif self.interaction is None and self.message_id is not None and not self.gone:
+            try:  # our own channel message: put the result in it
+                await self._channel().get_partial_message(self.message_id).edit(
+                    content=summary, attachments=files(), view=view)
+                return
+            except discord.NotFound:
+                self.gone = True
         # The token is (nearly) expired or the message is gone: a channel message replying to the job.
-        sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files)
+        sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files(), view=view)
         self.bot.engine.note_messages(self.job.id, result_message_id=sent.id)  # type: ignore[union-attr]
         await self._safe_final_edit(content=f"{prompt_line(self.job)}\n✅ Done — the images are in the reply below.",
                                     attachments=[], view=None)
 
-    async def _post_in_channel(self, content: str, *, files: list[discord.File] | None = None) -> discord.Message:
-        channel = self.bot.get_partial_messageable(self.interaction.channel_id or 0)
+    async def _post_in_channel(self, content: str, *, files: list[discord.File] | None = None,
+                               view: discord.ui.View | None = None) -> discord.Message:
+        channel = self._channel()
         reference = None
         if self.message_id is not None and not self.gone:
             reference = discord.MessageReference(message_id=self.message_id, channel_id=channel.id,
                                                  fail_if_not_exists=False)
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         return await channel.send(content[:2000], files=files or [], reference=reference,  # type: ignore[arg-type]
-                           allowed_mentions=discord.AllowedMentions(users=[discord.Object(self.job.user_id)],
+                                  **extra, allowed_mentions=discord.AllowedMentions(users=[discord.Object(self.job.user_id)],
                                                                     everyone=False, roles=False,
                                                                     replied_user=False))

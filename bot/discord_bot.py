@@ -33,7 +33,7 @@ __all__ = ["SDBot", "SDTree", "SDView", "SDModal", "report_error", "new_error_id
 
 log = logging.getLogger(__name__)
 
-INITIAL_EXTENSIONS = ("cogs.generate",)
+INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions")
 SCHEMA_HASH_FILE = "command-schema.sha256"
 
 
@@ -149,11 +149,11 @@ class SDBot(commands.Bot):
         self.synced = False
 
     async def setup_hook(self) -> None:
-        from .delivery import CancelButton
+        from .views import CancelButton, ResultButton
 
         self.engine = DrawEngine(self.settings)
         await self.engine.start()  # job store, backend workers, and a warm autocomplete cache
-        self.add_dynamic_items(CancelButton)
+        self.add_dynamic_items(CancelButton, ResultButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
         await self.sync_commands()

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from . import png
 from .catalogue import Catalogue, CatalogueCache
 from .config import Settings
 from .infotext import parse_generation_parameters
-from .payload import BuiltPayload, DrawOptions, build_txt2img
+from .params import options_from_infotext
+from .payload import BuiltPayload, DrawOptions, OptionError, build_txt2img, options_from_payload
 from .scheduler import Job, JobState, Scheduler
 from .store import JobRecord, JobStore
 from .webui import GenerationResult, WebUIClient
@@ -90,6 +92,13 @@ class _Counter:
         tmp.write_text(str(self.value))
         os.replace(tmp, self.path)
         return first
+
+
+def _parameters_or_none(data: bytes) -> str | None:
+    try:
+        return png.read_parameters(data)
+    except png.ImageDataError:
+        return None
 
 
 def _params_of(infotext: str | None) -> dict[str, Any]:
@@ -211,6 +220,34 @@ class DrawEngine:
             return built
         catalogue: Catalogue = await self.catalogue.get()
         return build_txt2img(opts, self.settings, catalogue)
+
+    async def find_job(self, *, job_id: str | None = None, message_id: int | None = None) -> JobRecord | None:
+        """A stored job by id, else by its (job or result) message."""
+        if self.store is None:
+            return None
+        record = await self.store.get(job_id) if job_id else None
+        if record is None and message_id is not None:
+            record = await self.store.by_message(message_id)
+        return record
+
+    async def rerun_options(
+        self, *, job_id: str | None, message_id: int | None, images: Callable[[], Awaitable[list[bytes]]],
+        new_seed: bool = True,
+    ) -> tuple[DrawOptions, str | None]:
+        """What to run again: the stored job's request, else the request rebuilt from the first image
+        that carries WebUI parameters (any PNG made by a WebUI, even elsewhere). Returns (options,
+        the stored job id or None). Raises OptionError when there is nothing to rerun."""
+        record = await self.find_job(job_id=job_id, message_id=message_id)
+        if record is not None and record.kind == "txt2img":
+            return options_from_payload(record.payload, new_seed=new_seed), record.id
+        for data in await images():
+            text = await asyncio.to_thread(_parameters_or_none, data)
+            if text:
+                try:
+                    return options_from_infotext(text, new_seed=new_seed), None
+                except ValueError:
+                    continue
+        raise OptionError(["This message has no image with WebUI generation parameters to run again."])
 
     # -- generating ------------------------------------------------------------------------
     async def generate(

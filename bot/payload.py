@@ -13,7 +13,7 @@ from typing import Any
 from .catalogue import Catalogue
 from .config import ABS_MAX_SIDE, ABS_MIN_SIDE, ProblemsError, Settings
 
-__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "MAX_PROMPT_LENGTH", "MAX_SEED"]
+__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "options_from_payload", "MAX_PROMPT_LENGTH", "MAX_SEED"]
 
 MAX_PROMPT_LENGTH = 1500
 MAX_SEED = 4294967295
@@ -162,3 +162,22 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         payload["override_settings"] = {"sd_model_checkpoint": model}
         payload["override_settings_restore_afterwards"] = True
     return BuiltPayload(payload, notes, names_checked=catalogue is not None)
+
+
+def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> DrawOptions:
+    """The /draw options that produced a stored payload (for reruns; re-validated on build)."""
+    overrides = payload.get("override_settings") or {}
+    seed = payload.get("seed")
+    return DrawOptions(
+        prompt=str(payload.get("prompt", "")),
+        negative_prompt=payload.get("negative_prompt"),
+        model=overrides.get("sd_model_checkpoint"),
+        sampler=payload.get("sampler_name"),
+        scheduler=payload.get("scheduler"),
+        steps=payload.get("steps"),
+        cfg_scale=payload.get("cfg_scale"),
+        seed=None if new_seed or seed in (None, -1) else int(seed),
+        width=payload.get("width"),
+        height=payload.get("height"),
+        batch=payload.get("batch_size"),
+    )

@@ -70,7 +70,7 @@ class Generate(commands.Cog):
             raise
         job = engine.scheduler.submit(ticket, built, channel_id=interaction.channel_id, guild_id=interaction.guild_id,
                                       filesize_limit=interaction.filesize_limit)
-        await JobMessage(self.bot, interaction, job).run()
+        await JobMessage(self.bot, job, interaction=interaction).run()
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:

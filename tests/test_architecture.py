@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DISCORD_WIRING = {"discord_bot.py", "delivery.py", "__main__.py"}
+DISCORD_WIRING = {"discord_bot.py", "delivery.py", "views.py", "actions.py", "__main__.py"}
 
 
 def imported_modules(path: Path) -> set[str]:

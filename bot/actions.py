@@ -1,0 +1,161 @@
+"""Actions on result messages (buttons, 🔁 reactions), wired to the engine. Discord side.
+
+Every action that generates goes through the same admission (rate limits), fair queue and
+delivery as /draw, and is attributed to whoever clicked or reacted. The request comes from the job
+store, or, when the store doesn't know the message (store lost, or an image posted by someone else),
+from the image's own `parameters` chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from .delivery import JobMessage, escape
+from .params import describe
+from .payload import DrawOptions, OptionError
+from .scheduler import Refused
+
+if TYPE_CHECKING:
+    from .discord_bot import SDBot
+
+__all__ = ["on_result_button", "rerun_from_reaction", "start_job", "format_info", "REROLL_EMOJI"]
+
+log = logging.getLogger(__name__)
+
+REROLL_EMOJI = "🔁"
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+def _attachment_loader(attachments: list[discord.Attachment]) -> Callable[[], Awaitable[list[bytes]]]:
+    async def load() -> list[bytes]:
+        out = []
+        for att in attachments[:10]:
+            if att.size <= 50 * 1024 * 1024 and (att.content_type or "image/png").split(";")[0] in IMAGE_TYPES:
+                out.append(await att.read())
+        return out
+
+    return load
+
+
+async def start_job(
+    bot: SDBot, options: DrawOptions, *, user_id: int, channel_id: int, guild_id: int | None,
+    interaction: discord.Interaction[Any] | None = None, reply_to: int | None = None,
+    parent_id: str | None = None, filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
+) -> None:
+    """Validate, admit, queue and deliver one generation (a deferred interaction, or none)."""
+    engine = bot.engine
+    assert engine is not None
+    built = engine.prepare(options)
+    ticket = engine.scheduler.admit(user_id)
+    try:
+        built = await engine.finalize(options, built)
+    except BaseException:
+        engine.scheduler.release(ticket)
+        raise
+    job = engine.scheduler.submit(ticket, built, channel_id=channel_id, guild_id=guild_id,
+                                  filesize_limit=filesize_limit, parent_id=parent_id)
+    await JobMessage(bot, job, interaction=interaction, channel_id=channel_id, reply_to=reply_to).run()
+
+
+# ---------------------------------------------------------------------- buttons
+async def on_result_button(interaction: discord.Interaction[SDBot], action: str, job_id: str) -> None:
+    if action == "reroll":
+        await _reroll_button(interaction, job_id)
+    elif action == "info":
+        await _info_button(interaction, job_id)
+    elif action == "delete":
+        await _delete_button(interaction, job_id)
+
+
+async def _reroll_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+    bot = interaction.client
+    assert bot.engine is not None and interaction.message is not None
+    await interaction.response.defer(thinking=True)  # a new message becomes the rerun's job message
+    options, parent = await bot.engine.rerun_options(
+        job_id=job_id, message_id=interaction.message.id,
+        images=_attachment_loader(interaction.message.attachments))
+    await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+                    guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
+                    filesize_limit=interaction.filesize_limit)
+
+
+async def _info_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+    bot = interaction.client
+    assert bot.engine is not None and interaction.message is not None
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    record = await bot.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+    texts = [t for t in (record.infotexts if record else []) if t]
+    if not texts:
+        from .engine import _parameters_or_none
+
+        for data in await _attachment_loader(interaction.message.attachments)():
+            if text := _parameters_or_none(data):
+                texts.append(text)
+    if not texts:
+        await interaction.followup.send("These images carry no WebUI parameters.", ephemeral=True)
+        return
+    await interaction.followup.send(format_info(texts), ephemeral=True)
+
+
+def format_info(infotexts: list[str]) -> str:
+    """The parameters of a result's images, with a copyable /draw line."""
+    first = describe(infotexts[0])
+    lines = [f"**Prompt**: {escape(first.prompt, 600)}"]
+    if first.negative_prompt:
+        lines.append(f"**Negative prompt**: {escape(first.negative_prompt, 300)}")
+    lines.append(" · ".join(f"{k}: {escape(v, 80)}" if v else escape(k, 80) for k, v in first.fields))
+    seeds = [dict(describe(t).fields).get("Seed") for t in infotexts]
+    if len(infotexts) > 1:
+        lines.append("**Seeds**: " + ", ".join(f"`{s}`" for s in seeds if s))
+    command = first.draw_command.replace("```", "'''")
+    text = "\n".join(lines)
+    room = 1990 - len(text) - 12
+    return f"{text}\n```\n{command[:max(0, room)]}\n```"
+
+
+async def _delete_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+    bot = interaction.client
+    assert bot.engine is not None and interaction.message is not None
+    record = await bot.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+    is_requester = record is not None and record.user_id == interaction.user.id
+    if not (is_requester or interaction.permissions.manage_messages):
+        await interaction.response.send_message(
+            "Only the person who made this image, or someone with Manage Messages, can delete it.", ephemeral=True)
+        return
+    await interaction.response.send_message("Deleted.", ephemeral=True)
+    try:
+        await interaction.message.delete()
+    except discord.NotFound:
+        pass
+
+
+# ---------------------------------------------------------------------- reactions
+async def rerun_from_reaction(bot: SDBot, payload: discord.RawReactionActionEvent) -> None:
+    """🔁 on one of the bot's result messages: rerun it with a new seed for the reacting user."""
+    assert bot.engine is not None
+    channel = bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+    guild = bot.get_guild(payload.guild_id) if payload.guild_id else None
+    limit = guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+    async def images() -> list[bytes]:
+        message = await channel.fetch_message(payload.message_id)
+        return await _attachment_loader(message.attachments)()
+
+    try:
+        options, parent = await bot.engine.rerun_options(job_id=None, message_id=payload.message_id, images=images)
+        await start_job(bot, options, user_id=payload.user_id, channel_id=payload.channel_id,
+                        guild_id=payload.guild_id, reply_to=payload.message_id, parent_id=parent,
+                        filesize_limit=limit)
+    except (OptionError, Refused) as exc:
+        # No interaction to answer privately: a short notice to the reacting user that cleans itself up.
+        text = exc.message if isinstance(exc, Refused) else str(exc)
+        await channel.send(f"<@{payload.user_id}> {text}", delete_after=20,
+                           allowed_mentions=discord.AllowedMentions(users=[discord.Object(payload.user_id)]))
+    except discord.HTTPException as exc:
+        log.warning("Reroll by reaction on %s failed: %s", payload.message_id, exc)
+
