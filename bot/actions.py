@@ -8,6 +8,7 @@ from the image's own `parameters` chunk.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from .delivery import JobMessage, escape
+from .engine import parameters_or_none
 from .params import describe
 from .payload import DrawOptions, OptionError
 from .scheduler import Refused
@@ -22,7 +24,8 @@ from .scheduler import Refused
 if TYPE_CHECKING:
     from .discord_bot import SDBot
 
-__all__ = ["on_result_button", "rerun_from_reaction", "start_job", "format_info", "REROLL_EMOJI"]
+__all__ = ["on_result_button", "rerun_from_reaction", "start_job", "params_message", "show_parameters",
+           "reroll_message", "pnginfo", "REROLL_EMOJI"]
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +94,44 @@ async def _info_button(interaction: discord.Interaction[SDBot], job_id: str) -> 
     record = await bot.engine.find_job(job_id=job_id, message_id=interaction.message.id)
     texts = [t for t in (record.infotexts if record else []) if t]
     if not texts:
-        from .engine import _parameters_or_none
+        texts = await _infotexts_of(interaction.message.attachments)
+    await _send_params(interaction, texts)
 
-        for data in await _attachment_loader(interaction.message.attachments)():
-            if text := _parameters_or_none(data):
-                texts.append(text)
+
+async def _infotexts_of(attachments: list[discord.Attachment]) -> list[str]:
+    texts = []
+    for data in await _attachment_loader(attachments)():
+        if text := await asyncio.to_thread(parameters_or_none, data):
+            texts.append(text)
+    return texts
+
+
+async def _send_params(interaction: discord.Interaction[Any], texts: list[str]) -> None:
     if not texts:
-        await interaction.followup.send("These images carry no WebUI parameters.", ephemeral=True)
+        await interaction.followup.send("These images carry no WebUI generation parameters.", ephemeral=True)
         return
-    await interaction.followup.send(format_info(texts), ephemeral=True)
+    content, embed = params_message(texts)
+    await interaction.followup.send(content, embed=embed, ephemeral=True)
 
 
-def format_info(infotexts: list[str]) -> str:
-    """The parameters of a result's images, with a copyable /draw line."""
+def params_message(infotexts: list[str], *, title: str = "Generation parameters") -> tuple[str, discord.Embed]:
+    """A readable embed of an image's WebUI parameters, and message text with a copyable /draw line."""
     first = describe(infotexts[0])
-    lines = [f"**Prompt**: {escape(first.prompt, 600)}"]
+    embed = discord.Embed(title=title, description=escape(first.prompt, 4000) or "*(no prompt)*",
+                          colour=discord.Colour.blurple())
     if first.negative_prompt:
-        lines.append(f"**Negative prompt**: {escape(first.negative_prompt, 300)}")
-    lines.append(" · ".join(f"{k}: {escape(v, 80)}" if v else escape(k, 80) for k, v in first.fields))
-    seeds = [dict(describe(t).fields).get("Seed") for t in infotexts]
+        embed.add_field(name="Negative prompt", value=escape(first.negative_prompt, 1000), inline=False)
+    shown = " · ".join(f"{k}: {v}" if v else k for k, v in first.fields)
+    if shown:
+        embed.add_field(name="Parameters", value=discord.utils.escape_markdown(shown)[:1024], inline=False)
     if len(infotexts) > 1:
-        lines.append("**Seeds**: " + ", ".join(f"`{s}`" for s in seeds if s))
-    command = first.draw_command.replace("```", "'''")
-    text = "\n".join(lines)
-    room = 1990 - len(text) - 12
-    return f"{text}\n```\n{command[:max(0, room)]}\n```"
+        seeds = [dict(describe(t).fields).get("Seed") for t in infotexts]
+        embed.add_field(name="Seeds", value=", ".join(f"`{s}`" for s in seeds if s)[:1024], inline=False)
+    embed.set_footer(text=f"Made with {first.flavour}" if first.flavour != "unknown" else "WebUI infotext")
+    command = first.draw_command.replace("`", "ˋ")
+    note = " (shortened to fit)" if first.truncated else ""
+    content = f"Copy to run it again{note}:\n```\n{command[:1900]}\n```" if command else ""
+    return content, embed
 
 
 async def _delete_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
@@ -159,3 +175,57 @@ async def rerun_from_reaction(bot: SDBot, payload: discord.RawReactionActionEven
     except discord.HTTPException as exc:
         log.warning("Reroll by reaction on %s failed: %s", payload.message_id, exc)
 
+
+
+# ---------------------------------------------------------------------- /pnginfo and context menus
+MAX_READ = 50 * 1024 * 1024
+
+
+async def pnginfo(interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
+    """/pnginfo: the parameters of any PNG (or JPEG/WebP) with WebUI infotext; clear answers otherwise."""
+    from . import png
+
+    name = escape(image.filename, 80)
+    if image.size > MAX_READ:
+        await interaction.response.send_message(
+            f"`image` is {image.size / 1048576:.1f} MiB; /pnginfo reads images up to {MAX_READ // 1048576} MiB.",
+            ephemeral=True)
+        return
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    data = await image.read()
+    try:
+        text = await asyncio.to_thread(png.read_parameters, data)
+    except png.UnsupportedImageError:
+        await interaction.followup.send(f"`{name}` isn't a PNG, JPEG or WebP image.", ephemeral=True)
+        return
+    except png.ImageDataError:
+        await interaction.followup.send(f"`{name}` is damaged; it can't be read.", ephemeral=True)
+        return
+    if not text:
+        kind = (png.image_format(data) or "image").upper()
+        await interaction.followup.send(
+            f"`{name}` is a {kind} without WebUI generation parameters (images re-saved by Discord, phones or "
+            "editors usually lose them).", ephemeral=True)
+        return
+    await _send_params(interaction, [text])
+
+
+async def show_parameters(interaction: discord.Interaction[SDBot], message: discord.Message) -> None:
+    """Message context menu "Show parameters"."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    engine = interaction.client.engine
+    record = await engine.find_job(message_id=message.id) if engine else None
+    texts = [t for t in (record.infotexts if record else []) if t] or await _infotexts_of(message.attachments)
+    await _send_params(interaction, texts)
+
+
+async def reroll_message(interaction: discord.Interaction[SDBot], message: discord.Message) -> None:
+    """Message context menu "Reroll": any message whose images carry WebUI parameters."""
+    bot = interaction.client
+    assert bot.engine is not None
+    await interaction.response.defer(thinking=True)
+    options, parent = await bot.engine.rerun_options(job_id=None, message_id=message.id,
+                                                     images=_attachment_loader(message.attachments))
+    await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+                    guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
+                    filesize_limit=interaction.filesize_limit)

@@ -94,7 +94,8 @@ class _Counter:
         return first
 
 
-def _parameters_or_none(data: bytes) -> str | None:
+def parameters_or_none(data: bytes) -> str | None:
+    """An image's WebUI parameters, or None (also for anything that isn't a readable image)."""
     try:
         return png.read_parameters(data)
     except png.ImageDataError:
@@ -241,7 +242,7 @@ class DrawEngine:
         if record is not None and record.kind == "txt2img":
             return options_from_payload(record.payload, new_seed=new_seed), record.id
         for data in await images():
-            text = await asyncio.to_thread(_parameters_or_none, data)
+            text = await asyncio.to_thread(parameters_or_none, data)
             if text:
                 try:
                     return options_from_infotext(text, new_seed=new_seed), None
