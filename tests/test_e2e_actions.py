@@ -91,12 +91,14 @@ async def test_reroll_info_and_delete_buttons(fake_discord: Any, demo_webui: Any
         assert params_of(rerun)["Seed"] not in ("99", "100")
 
         info = await fake.click(fake.owner, first, button(first, "info"))
-        await info.wait_for(lambda i: any("```" in (m.content or "") for m in [i.original, *i.followups] if m),
-                            timeout=10)
-        text = next(m.content for m in [info.original, *info.followups] if m and "```" in m.content)
-        assert info.ephemeral or all(m.ephemeral for m in info.followups)
-        assert "a lighthouse at dusk" in text and "Seed: 99" in text and "`99`, `100`" in text
-        assert "/draw prompt:a lighthouse at dusk" in text
+        await info.wait_for(lambda i: any(m.embeds for m in [i.original, *i.followups] if m), timeout=10)
+        shown = next(m for m in [info.original, *info.followups] if m and m.embeds)
+        assert shown.ephemeral
+        embed = shown.embeds[0]
+        fields = {f["name"]: f["value"] for f in embed["fields"]}
+        assert embed["description"] == "a lighthouse at dusk" and "Seed: 99" in fields["Parameters"]
+        assert fields["Seeds"] == "`99`, `100`"
+        assert "/draw prompt:a lighthouse at dusk" in shown.content
 
         bob = fake.add_user("bob")
         fake.add_member(fake.guild, bob, permissions=0)
