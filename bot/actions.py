@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from . import png
 from .delivery import JobMessage, escape
+from .discord_bot import SDModal
 from .engine import parameters_or_none
-from .params import describe
+from .params import describe, options_from_infotext
 from .payload import DrawOptions, OptionError
 from .scheduler import Refused
 
@@ -54,25 +56,40 @@ async def start_job(
     engine = bot.engine
     assert engine is not None
     built = engine.prepare(options)
+    await queue_request(bot, built, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
+                        interaction=interaction, reply_to=reply_to, parent_id=parent_id,
+                        filesize_limit=filesize_limit, finalize=lambda: engine.finalize(options, built))
+
+
+async def queue_request(
+    bot: SDBot, request: Any, *, user_id: int, channel_id: int, guild_id: int | None,
+    interaction: discord.Interaction[Any] | None = None, reply_to: int | None = None,
+    parent_id: str | None = None, filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
+    finalize: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
+    """Admit (rate limits), queue fairly and deliver any request (a txt2img payload, an upscale)."""
+    engine = bot.engine
+    assert engine is not None
     ticket = engine.scheduler.admit(user_id)
     try:
-        built = await engine.finalize(options, built)
+        if finalize is not None:
+            request = await finalize()
     except BaseException:
         engine.scheduler.release(ticket)
         raise
-    job = engine.scheduler.submit(ticket, built, channel_id=channel_id, guild_id=guild_id,
+    job = engine.scheduler.submit(ticket, request, channel_id=channel_id, guild_id=guild_id,
                                   filesize_limit=filesize_limit, parent_id=parent_id)
     await JobMessage(bot, job, interaction=interaction, channel_id=channel_id, reply_to=reply_to).run()
 
 
 # ---------------------------------------------------------------------- buttons
-async def on_result_button(interaction: discord.Interaction[SDBot], action: str, job_id: str) -> None:
-    if action == "reroll":
-        await _reroll_button(interaction, job_id)
-    elif action == "info":
-        await _info_button(interaction, job_id)
-    elif action == "delete":
-        await _delete_button(interaction, job_id)
+async def on_result_button(interaction: discord.Interaction[SDBot], action: str, job_id: str, index: int = 0) -> None:
+    handlers = {"reroll": _reroll_button, "info": _info_button, "delete": _delete_button}
+    if action in handlers:
+        await handlers[action](interaction, job_id)
+    else:
+        await {"vary": _vary_button, "upscale": _upscale_button, "edit": _edit_button}[action](
+            interaction, job_id, index)
 
 
 async def _reroll_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
@@ -183,7 +200,6 @@ MAX_READ = 50 * 1024 * 1024
 
 async def pnginfo(interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
     """/pnginfo: the parameters of any PNG (or JPEG/WebP) with WebUI infotext; clear answers otherwise."""
-    from . import png
 
     name = escape(image.filename, 80)
     if image.size > MAX_READ:
@@ -229,3 +245,90 @@ async def reroll_message(interaction: discord.Interaction[SDBot], message: disco
     await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
                     guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
                     filesize_limit=interaction.filesize_limit)
+
+
+# ---------------------------------------------------------------------- variations, upscale, edit
+VARIATION_STRENGTH = 0.15  # small: the same picture, a little different (like ABYU's V buttons)
+
+
+def _images_only(attachments: list[discord.Attachment]) -> list[discord.Attachment]:
+    return [a for a in attachments if not a.filename.startswith("preview")]
+
+
+async def _vary_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+    bot = interaction.client
+    assert bot.engine is not None and interaction.message is not None
+    await interaction.response.defer(thinking=True)
+    options, parent = await bot.engine.rerun_options(
+        job_id=job_id, message_id=interaction.message.id, index=index, variation=VARIATION_STRENGTH,
+        images=_attachment_loader(_images_only(interaction.message.attachments)))
+    await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+                    guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
+                    filesize_limit=interaction.filesize_limit)
+
+
+async def _upscale_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+    from .engine import UpscaleRequest
+
+    bot = interaction.client
+    engine = bot.engine
+    assert engine is not None and interaction.message is not None
+    images = _images_only(interaction.message.attachments)
+    if index >= len(images):
+        raise OptionError([f"This message has no image {index + 1} to upscale."])
+    await interaction.response.defer(thinking=True)
+    data = (await _attachment_loader([images[index]])() or [b""])[0]
+    infotext = await asyncio.to_thread(parameters_or_none, data)
+    if not data or png.image_format(data) is None:
+        raise OptionError(["That image can't be read, so it can't be upscaled."])
+    record = await engine.find_job(job_id=job_id, message_id=interaction.message.id)
+    catalogue = await engine.catalogue.get()
+    request = UpscaleRequest(data, infotext, 2.0, catalogue.default_upscaler(),
+                             source_job=record.id if record else None, index=index)
+    await queue_request(bot, request, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+                        guild_id=interaction.guild_id, interaction=interaction, parent_id=record.id if record else None,
+                        filesize_limit=interaction.filesize_limit)
+
+
+class EditModal(SDModal, title="Edit and run again"):
+    prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Prompt", style=discord.TextStyle.paragraph, max_length=1500)
+    negative: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Negative prompt", style=discord.TextStyle.paragraph, max_length=1500, required=False)
+    parameters: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Parameters", style=discord.TextStyle.paragraph, max_length=2000,
+        placeholder="Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512")
+
+    def __init__(self, job_id: str, infotext: str) -> None:
+        super().__init__(custom_id=f"sdcord:editmodal:{job_id}")
+        self.job_id = job_id
+        view = describe(infotext)
+        self.prompt.default = view.prompt[:1500]
+        self.negative.default = view.negative_prompt[:1500]
+        self.parameters.default = infotext.strip().split("\n")[-1][:2000] if view.has_parameters else ""
+
+    async def on_submit(self, interaction: discord.Interaction[SDBot]) -> None:  # type: ignore[override]
+        negative = f"\nNegative prompt: {self.negative.value.strip()}" if self.negative.value.strip() else ""
+        text = f"{self.prompt.value.strip()}{negative}\n{self.parameters.value.strip()}"
+        try:
+            options = options_from_infotext(text, new_seed=False)
+        except ValueError:
+            raise OptionError(["`Parameters` must be a line like `Steps: 20, Sampler: DPM++ 2M, CFG scale: 7, "
+                               "Seed: -1, Size: 512x512` (at least three of them)."]) from None
+        await interaction.response.defer(thinking=True)
+        await start_job(interaction.client, options, user_id=interaction.user.id,
+                        channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
+                        interaction=interaction, parent_id=self.job_id, filesize_limit=interaction.filesize_limit)
+
+
+async def _edit_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+    bot = interaction.client
+    assert bot.engine is not None and interaction.message is not None
+    # A modal must be the first answer, so no defer here: the store is local, the image small.
+    record = await bot.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+    texts = [t for t in (record.infotexts if record else []) if t]
+    if not texts:
+        texts = await _infotexts_of(_images_only(interaction.message.attachments)[:1])
+    if not texts:
+        raise OptionError(["This message has no image with WebUI generation parameters to edit."])
+    await interaction.response.send_modal(EditModal(record.id if record else job_id, texts[min(index, len(texts) - 1)]))

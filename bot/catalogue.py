@@ -36,6 +36,7 @@ class Catalogue:
     samplers: list[dict[str, Any]] = field(default_factory=list)
     schedulers: list[dict[str, Any]] = field(default_factory=list)
     fetched_at: float = 0.0
+    upscalers: list[dict[str, Any]] = field(default_factory=list)
 
     # -- resolution: user text -> the exact name the WebUI expects, or None -------------------
     def resolve_model(self, text: str) -> str | None:
@@ -65,6 +66,15 @@ class Catalogue:
             if want in {_norm(n) for n in names if n}:
                 return str(s.get("label") or s["name"])
         return None
+
+    def default_upscaler(self) -> str:
+        """A good general upscaler this WebUI has (for 2x upscales): R-ESRGAN 4x+ when present."""
+        names = [str(u.get("name")) for u in self.upscalers if u.get("name")]
+        for preferred in ("R-ESRGAN 4x+", "ESRGAN_4x", "R-ESRGAN 4x+ Anime6B", "SwinIR 4x", "LDSR"):
+            if preferred in names:
+                return preferred
+        real = [n for n in names if n not in ("None", "Lanczos", "Nearest")]
+        return real[0] if real else "Lanczos"
 
     def resolver(self, kind: Kind) -> Callable[[str], str | None]:
         return {"model": self.resolve_model, "sampler": self.resolve_sampler,
@@ -115,13 +125,13 @@ class CatalogueCache:
         error: WebUIError | None = None
         for client in self.clients:
             try:
-                models, samplers, schedulers = await asyncio.gather(
-                    client.sd_models(), client.samplers(), client.schedulers()
+                models, samplers, schedulers, upscalers = await asyncio.gather(
+                    client.sd_models(), client.samplers(), client.schedulers(), client.upscalers()
                 )
             except WebUIError as exc:
                 error = error or exc
                 continue
-            self.current = Catalogue(models, samplers, schedulers, time.monotonic())
+            self.current = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers)
             return self.current
         assert error is not None
         raise error

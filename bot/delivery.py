@@ -59,8 +59,8 @@ def escape(text: str, limit: int = PROMPT_CHARS) -> str:
 
 
 def prompt_line(job: Job) -> str:
-    prompt = getattr(job.payload, "payload", {}).get("prompt", "")
-    return f"**{escape(prompt)}**" if prompt else ""
+    title = getattr(job.payload, "title", "")
+    return f"**{escape(title)}**" if title else ""
 
 
 def render_summary(outcome: Outcome) -> str:
@@ -256,7 +256,7 @@ class JobMessage:
         summary = render_summary(outcome)
         if self.credit:
             summary += f"\n-# for <@{self.job.user_id}>"
-        view = result_view(self.job.id, len(outcome.images))
+        view = result_view(self.job.id, len(outcome.images), getattr(self.job.payload, "kind", "txt2img"))
 
         def files() -> list[discord.File]:  # a File is consumed by a send attempt
             return [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]

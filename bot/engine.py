@@ -6,6 +6,7 @@ Discord-free: the cog parses the interaction, calls this, and renders the reply.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -25,7 +26,7 @@ from .scheduler import Job, JobState, Scheduler
 from .store import JobRecord, JobStore
 from .webui import GenerationResult, WebUIClient
 
-__all__ = ["DrawEngine", "Outcome", "OutputImage", "REQUEST_SIZE_LIMIT", "favour_event_loop_latency"]
+__all__ = ["DrawEngine", "Outcome", "OutputImage", "UpscaleRequest", "REQUEST_SIZE_LIMIT", "favour_event_loop_latency"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,27 @@ class Outcome:
 def favour_event_loop_latency() -> None:
     """Let the event loop thread take the GIL back quickly from image-processing threads."""
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+@dataclass(frozen=True, slots=True)
+class UpscaleRequest:
+    """Upscale one image with the WebUI's extras (`extra-single-image`); the result keeps its infotext."""
+
+    image: bytes = field(repr=False)
+    infotext: str | None
+    scale: float = 2.0
+    upscaler: str = "R-ESRGAN 4x+"
+    source_job: str | None = None
+    index: int = 0
+    kind = "upscale"
+
+    @property
+    def title(self) -> str:
+        return f"Upscale {self.scale:g}× of image {self.index + 1}"
+
+    def record(self) -> dict[str, Any]:
+        """What the job store keeps (not the image itself)."""
+        return {"scale": self.scale, "upscaler": self.upscaler, "source_job": self.source_job, "index": self.index}
 
 
 class _Counter:
@@ -163,9 +185,11 @@ class DrawEngine:
         now = time.time()
         if job.state is JobState.QUEUED and job.started is None and job.backend is None and not job.seen:
             job.seen = True
-            built = job.payload
+            request = job.payload
+            kind, stored = (("upscale", request.record()) if isinstance(request, UpscaleRequest)
+                            else ("txt2img", request.payload))
             self._writes.put_nowait(("add", {
-                "id": job.id, "kind": "txt2img", "user_id": job.user_id, "payload": built.payload,
+                "id": job.id, "kind": kind, "user_id": job.user_id, "payload": stored,
                 "status": "queued", "created_at": now, "guild_id": job.guild_id, "channel_id": job.channel_id,
                 "parent_id": job.parent_id,
             }))
@@ -208,7 +232,30 @@ class DrawEngine:
         await self._writes.join()
 
     async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
+        if isinstance(job.payload, UpscaleRequest):
+            return await self.upscale(job.payload, filesize_limit=job.filesize_limit, client=client)
         return await self.generate(job.payload, filesize_limit=job.filesize_limit, client=client)
+
+    async def upscale(self, req: UpscaleRequest, *, filesize_limit: int, client: WebUIClient | None = None) -> Outcome:
+        """Run extra-single-image; the result keeps the source's infotext (the WebUI keeps the
+        `parameters` chunk and adds `postprocessing`; sdcord makes sure of the first)."""
+        started = time.monotonic()
+        result = await (client or self.clients[0]).extra_single_image(
+            req.image, resize_mode=0, upscaling_resize=req.scale, upscaler_1=req.upscaler)
+        params = await asyncio.to_thread(_params_of, req.infotext)
+        seed = int(params["Seed"]) if str(params.get("Seed", "")).isdigit() else None
+        async with self._counter_lock:
+            number = await asyncio.to_thread(self._counter.take, 1)
+        images = await asyncio.to_thread(_prepare_uploads, [(result.image, req.infotext, seed)],
+                                         min(filesize_limit, REQUEST_SIZE_LIMIT), number)
+        size = ""
+        if images and png.image_format(images[0].data) == "png":
+            w, h = png.png_dimensions(images[0].data)
+            size = f" · {w}×{h}"
+        return Outcome(images=images, prompt=f"Upscaled {req.scale:g}× with {req.upscaler}{size}",
+                       seeds=[seed] if seed is not None else [], steps=None, sampler=None, scheduler=None,
+                       model=params.get("Model"), elapsed=time.monotonic() - started,
+                       notes=[i.note for i in images if i.note])
 
     # -- preparing -------------------------------------------------------------------------
     def prepare(self, opts: DrawOptions) -> BuiltPayload:
@@ -233,21 +280,31 @@ class DrawEngine:
 
     async def rerun_options(
         self, *, job_id: str | None, message_id: int | None, images: Callable[[], Awaitable[list[bytes]]],
-        new_seed: bool = True,
+        new_seed: bool = True, index: int = 0, variation: float | None = None,
     ) -> tuple[DrawOptions, str | None]:
-        """What to run again: the stored job's request, else the request rebuilt from the first image
-        that carries WebUI parameters (any PNG made by a WebUI, even elsewhere). Returns (options,
-        the stored job id or None). Raises OptionError when there is nothing to rerun."""
+        """What to run again: the stored job's request, else the request rebuilt from the image's own
+        WebUI parameters (any PNG made by a WebUI, even elsewhere). With `variation`, image `index`'s
+        seed is kept and a random variation seed is added at that strength. Returns (options, the
+        stored job id or None). Raises OptionError when there is nothing to rerun."""
         record = await self.find_job(job_id=job_id, message_id=message_id)
         if record is not None and record.kind == "txt2img":
-            return options_from_payload(record.payload, new_seed=new_seed), record.id
-        for data in await images():
+            options = options_from_payload(record.payload, new_seed=new_seed and not variation)
+            if variation:
+                seed = record.seeds[index] if index < len(record.seeds) else options.seed
+                options = dataclasses.replace(options, seed=seed, variation_strength=variation)
+            return options, record.id
+        found = await images()
+        ordered = [found[index]] + found[:index] + found[index + 1:] if index < len(found) else found
+        for data in ordered:
             text = await asyncio.to_thread(parameters_or_none, data)
             if text:
                 try:
-                    return options_from_infotext(text, new_seed=new_seed), None
+                    options = options_from_infotext(text, new_seed=new_seed and not variation)
                 except ValueError:
                     continue
+                if variation:
+                    options = dataclasses.replace(options, variation_strength=variation)
+                return options, None
         raise OptionError(["This message has no image with WebUI generation parameters to run again."])
 
     # -- generating ------------------------------------------------------------------------

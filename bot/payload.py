@@ -39,6 +39,7 @@ class DrawOptions:
     width: int | None = None
     height: int | None = None
     batch: int | None = None
+    variation_strength: float | None = None  # > 0: same seed, a random variation seed at this strength
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,11 @@ class BuiltPayload:
     payload: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
     names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
+
+    @property
+    def title(self) -> str:
+        """What the job is, for its message."""
+        return str(self.payload.get("prompt", ""))
 
     @property
     def model(self) -> str | None:
@@ -135,6 +141,10 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
             f"the limit is {settings.max_pixels:,} pixels per image."
         )
 
+    variation = opts.variation_strength
+    if variation is not None and not 0 <= variation <= 1:
+        problems.append(f"`variation_strength` must be between 0 and 1 (got {variation:g}).")
+
     model = _name("model", opts.model, None, catalogue, problems)
     sampler = _name("sampler", opts.sampler, settings.default_sampler, catalogue, problems)
     scheduler = _name("scheduler", opts.scheduler, settings.default_scheduler, catalogue, problems)
@@ -157,6 +167,9 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         "send_images": True,
         "save_images": False,
     }
+    if variation:
+        payload["subseed"] = -1
+        payload["subseed_strength"] = float(variation)
     if model is not None:
         # Per request only: never POST /options, which would switch the model for every WebUI user.
         payload["override_settings"] = {"sd_model_checkpoint": model}
@@ -180,4 +193,5 @@ def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> 
         width=payload.get("width"),
         height=payload.get("height"),
         batch=payload.get("batch_size"),
+        variation_strength=payload.get("subseed_strength") or None,
     )

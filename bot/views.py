@@ -15,12 +15,17 @@ __all__ = ["CancelButton", "ResultButton", "cancel_view", "result_view", "RESULT
 
 JOB_ID = r"[0-9a-f]{8}"
 
-# action -> (label, emoji, style)
-RESULT_ACTIONS: dict[str, tuple[str, str, discord.ButtonStyle]] = {
+# action -> (label, emoji, style); per-image actions get "V1", "U2", ... labels on batches
+RESULT_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
     "reroll": ("Reroll", "🔁", discord.ButtonStyle.primary),
+    "vary": ("Variations", "🎨", discord.ButtonStyle.secondary),
+    "upscale": ("Upscale", "⬆️", discord.ButtonStyle.secondary),
+    "edit": ("Edit", "✏️", discord.ButtonStyle.secondary),
     "info": ("Info", "ℹ️", discord.ButtonStyle.secondary),
     "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
 }
+PER_IMAGE = {"vary": "V", "upscale": "U"}
+MAX_PER_IMAGE_BUTTONS = 5  # one row each for V and U
 
 
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sdcord:cancel:(?P<job>{JOB_ID})"):
@@ -60,27 +65,32 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"s
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                   template=rf"sdcord:(?P<action>{'|'.join(RESULT_ACTIONS)}):(?P<job>{JOB_ID})"):
-    """An action on a result message; whoever clicks starts it (same queue and limits as /draw)."""
+                   template=rf"sdcord:(?P<action>{'|'.join(RESULT_ACTIONS)}):(?P<job>{JOB_ID})(?::(?P<index>\d))?"):
+    """An action on a result message; whoever clicks starts it (same queue and limits as /draw).
+    `index` picks one image of a batch (V1..V5, U1..U5)."""
 
-    def __init__(self, action: str, job_id: str) -> None:
-        label, emoji, style = RESULT_ACTIONS[action]
-        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style,
-                                           custom_id=f"sdcord:{action}:{job_id}"))
+    def __init__(self, action: str, job_id: str, index: int | None = None, *, row: int | None = None,
+                 label: str | None = None) -> None:
+        default_label, emoji, style = RESULT_ACTIONS[action]
+        suffix = f":{index}" if index is not None else ""
+        super().__init__(discord.ui.Button(label=label or default_label, emoji=None if label else emoji,
+                                           style=style, row=row, custom_id=f"sdcord:{action}:{job_id}{suffix}"))
         self.action = action
         self.job_id = job_id
+        self.index = index
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
                              match: re.Match[str], /) -> ResultButton:
-        return cls(match["action"], match["job"])
+        index = int(match["index"]) if match["index"] is not None else None
+        return cls(match["action"], match["job"], index)
 
     async def callback(self, interaction: discord.Interaction[SDBot]) -> None:
         from . import actions  # the actions need the delivery, which needs these views
         from .discord_bot import report_error
 
         try:
-            await actions.on_result_button(interaction, self.action, self.job_id)
+            await actions.on_result_button(interaction, self.action, self.job_id, self.index or 0)
         except Exception as exc:  # noqa: BLE001 - dynamic items bypass View.on_error
             await report_error(interaction, exc, where=f"button {self.action}")
 
@@ -91,8 +101,21 @@ def cancel_view(job: Any) -> discord.ui.View:
     return view
 
 
-def result_view(job_id: str, images: int = 1) -> discord.ui.View:
+def result_view(job_id: str, images: int = 1, kind: str = "txt2img") -> discord.ui.View:
+    """Reroll/Edit/Info/Delete, and Variations/Upscale per image (V1.. U1.. on a batch).
+    An upscaled image gets only Info and Delete."""
     view = discord.ui.View(timeout=None)
-    for action in RESULT_ACTIONS:
-        view.add_item(ResultButton(action, job_id))
+    if kind != "txt2img":
+        for action in ("info", "delete"):
+            view.add_item(ResultButton(action, job_id, row=0))
+        return view
+    for action in ("reroll", "edit", "info", "delete"):
+        view.add_item(ResultButton(action, job_id, row=0))
+    if images <= 1:
+        view.add_item(ResultButton("vary", job_id, 0, row=1))
+        view.add_item(ResultButton("upscale", job_id, 0, row=1))
+    else:
+        for row, action in enumerate(PER_IMAGE, start=1):
+            for k in range(min(images, MAX_PER_IMAGE_BUTTONS)):
+                view.add_item(ResultButton(action, job_id, k, row=row, label=f"{PER_IMAGE[action]}{k + 1}"))
     return view
