@@ -292,11 +292,12 @@ async def _upscale_button(interaction: discord.Interaction[SDBot], job_id: str, 
 
 class EditModal(SDModal, title="Edit and run again"):
     prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Prompt", style=discord.TextStyle.paragraph, max_length=1500)
+        label="Prompt", style=discord.TextStyle.paragraph, max_length=1500, custom_id="edit:prompt")
     negative: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Negative prompt", style=discord.TextStyle.paragraph, max_length=1500, required=False)
+        label="Negative prompt", style=discord.TextStyle.paragraph, max_length=1500, required=False,
+        custom_id="edit:negative")
     parameters: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Parameters", style=discord.TextStyle.paragraph, max_length=2000,
+        label="Parameters", style=discord.TextStyle.paragraph, max_length=2000, custom_id="edit:parameters",
         placeholder="Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512")
 
     def __init__(self, job_id: str, infotext: str) -> None:

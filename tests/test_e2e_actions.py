@@ -149,3 +149,71 @@ async def test_reroll_of_a_png_made_elsewhere(fake_discord: Any, demo_webui: Any
         assert (body["negative_prompt"], body["steps"], body["sampler_name"], body["width"]) == (
             "blurry, lowres", 20, "Euler a", 64)
         assert body["seed"] == -1 and params_of(rerun)["Prompt"] == body["prompt"]
+
+
+async def test_variations_keep_the_chosen_images_seed(fake_discord: Any, demo_webui: Any, tmp_path: Path) -> None:
+    fake = fake_discord
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):
+        first = await draw(fake, fake.alice, "a paper boat", batch=2, seed=500)
+        ix = await fake.click(fake.admin, first, button(first, "vary").rsplit(":", 1)[0] + ":1")  # V2
+        await ix.wait_for(lambda i: has_images(i.original), timeout=30)
+        body = demo_webui.received[-1][1]
+        assert (body["seed"], body["subseed"], body["subseed_strength"], body["batch_size"]) == (501, -1, 0.15, 2)
+        assert body["prompt"] == "a paper boat"
+        new = params_of(ix.original)
+        assert new["Seed"] == "501" and new["Variation seed strength"] == "0.15"
+        assert "Variation seed" in new and len(ix.original.attachments) == 2
+        single = await draw(fake, fake.alice, "a paper plane", seed=7)
+        ix = await fake.click(fake.admin, single, button(single, "vary"))
+        await ix.wait_for(lambda i: has_images(i.original), timeout=30)
+        assert (demo_webui.received[-1][1]["seed"], demo_webui.received[-1][1]["subseed_strength"]) == (7, 0.15)
+
+
+async def test_upscale_doubles_the_chosen_image_and_keeps_its_infotext(fake_discord: Any, demo_webui: Any,
+                                                                      tmp_path: Path) -> None:
+    fake = fake_discord
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):
+        first = await draw(fake, fake.alice, "a tiny house", batch=2, width=256, height=192)
+        ix = await fake.click(fake.admin, first, button(first, "upscale").rsplit(":", 1)[0] + ":1")  # U2
+        await ix.wait_for(lambda i: has_images(i.original), timeout=30)
+        route, body = demo_webui.received[-1]
+        assert route == "extra-single-image"
+        assert (body["upscaling_resize"], body["upscaler_1"], body["resize_mode"]) == (2.0, "R-ESRGAN 4x+", 0)
+        assert base64.b64decode(body["image"]) == first.attachments[1].data  # the chosen image, untouched
+        result = ix.original.attachments[0]
+        assert png.png_dimensions(result.data) == (512, 384)
+        assert png.read_parameters(result.data) == png.read_parameters(first.attachments[1].data)
+        assert "Upscaled 2× with R-ESRGAN 4x+" in ix.original.content
+        ids = [c["custom_id"] for row in ix.original.components for c in row["components"]]
+        assert [i.split(":")[1] for i in ids] == ["info", "delete"]
+
+
+async def test_edit_opens_a_prefilled_modal_and_runs_the_edited_request(fake_discord: Any, demo_webui: Any,
+                                                                        tmp_path: Path) -> None:
+    fake = fake_discord
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):
+        first = await draw(fake, fake.alice, "a castle", negative_prompt="fog", seed=31, steps=15)
+        ix = await fake.click(fake.admin, first, button(first, "edit"))
+        await ix.wait_ack()
+        assert ix.modal is not None
+        values = {c["custom_id"]: c.get("value") for row in ix.modal["components"] for c in row["components"]}
+        assert values["edit:prompt"] == "a castle" and values["edit:negative"] == "fog"
+        assert "Steps: 15" in values["edit:parameters"] and "Seed: 31" in values["edit:parameters"]
+
+        before = len(demo_webui.received)
+        bad = await fake.submit_modal(fake.admin, fake.channel, ix.modal["custom_id"], {
+            "edit:prompt": "a castle", "edit:negative": "", "edit:parameters": "make it nice"})
+        await bad.wait_ack()
+        assert bad.ephemeral and "`Parameters` must be a line like" in bad.original.content
+        assert len(demo_webui.received) == before
+
+        ix = await fake.click(fake.admin, first, button(first, "edit"))
+        await ix.wait_ack()
+        done = await fake.submit_modal(fake.admin, fake.channel, ix.modal["custom_id"], {
+            "edit:prompt": "a castle at night", "edit:negative": "",
+            "edit:parameters": "Steps: 7, Sampler: Euler a, CFG scale: 3, Seed: 77, Size: 320x256"})
+        await done.wait_for(lambda i: has_images(i.original), timeout=30)
+        body = demo_webui.received[-1][1]
+        assert (body["prompt"], body["negative_prompt"], body["steps"], body["sampler_name"]) == (
+            "a castle at night", "", 7, "Euler a")
+        assert (body["cfg_scale"], body["seed"], body["width"], body["height"]) == (3.0, 77, 320, 256)
