@@ -93,12 +93,19 @@ async def on_result_button(interaction: discord.Interaction[SDBot], action: str,
 
 
 async def _reroll_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+    assert interaction.message is not None
+    await _rerun(interaction, interaction.message, job_id)
+
+
+async def _rerun(interaction: discord.Interaction[SDBot], message: discord.Message, job_id: str | None, *,
+                 index: int = 0, variation: float | None = None) -> None:
+    """Run a message's job (or its images' parameters) again for whoever asked, in a new message."""
     bot = interaction.client
-    assert bot.engine is not None and interaction.message is not None
+    assert bot.engine is not None
     await interaction.response.defer(thinking=True)  # a new message becomes the rerun's job message
     options, parent = await bot.engine.rerun_options(
-        job_id=job_id, message_id=interaction.message.id,
-        images=_attachment_loader(interaction.message.attachments))
+        job_id=job_id, message_id=message.id, index=index, variation=variation,
+        images=_attachment_loader(_images_only(message.attachments)))
     await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
                     guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
                     filesize_limit=interaction.filesize_limit)
@@ -237,14 +244,7 @@ async def show_parameters(interaction: discord.Interaction[SDBot], message: disc
 
 async def reroll_message(interaction: discord.Interaction[SDBot], message: discord.Message) -> None:
     """Message context menu "Reroll": any message whose images carry WebUI parameters."""
-    bot = interaction.client
-    assert bot.engine is not None
-    await interaction.response.defer(thinking=True)
-    options, parent = await bot.engine.rerun_options(job_id=None, message_id=message.id,
-                                                     images=_attachment_loader(message.attachments))
-    await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
-                    guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
-                    filesize_limit=interaction.filesize_limit)
+    await _rerun(interaction, message, None)
 
 
 # ---------------------------------------------------------------------- variations, upscale, edit
@@ -256,15 +256,8 @@ def _images_only(attachments: list[discord.Attachment]) -> list[discord.Attachme
 
 
 async def _vary_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
-    bot = interaction.client
-    assert bot.engine is not None and interaction.message is not None
-    await interaction.response.defer(thinking=True)
-    options, parent = await bot.engine.rerun_options(
-        job_id=job_id, message_id=interaction.message.id, index=index, variation=VARIATION_STRENGTH,
-        images=_attachment_loader(_images_only(interaction.message.attachments)))
-    await start_job(bot, options, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
-                    guild_id=interaction.guild_id, interaction=interaction, parent_id=parent,
-                    filesize_limit=interaction.filesize_limit)
+    assert interaction.message is not None
+    await _rerun(interaction, interaction.message, job_id, index=index, variation=VARIATION_STRENGTH)
 
 
 async def _upscale_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
