@@ -252,7 +252,7 @@ VARIATION_STRENGTH = 0.15  # small: the same picture, a little different (like A
 
 
 def _images_only(attachments: list[discord.Attachment]) -> list[discord.Attachment]:
-    return [a for a in attachments if not a.filename.startswith("preview")]
+    return [a for a in attachments if not a.filename.removeprefix("SPOILER_").startswith("preview")]
 
 
 async def _vary_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:

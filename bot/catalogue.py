@@ -21,7 +21,7 @@ from .webui import WebUIClient, WebUIError
 __all__ = ["Catalogue", "CatalogueCache", "Kind"]
 
 log = logging.getLogger(__name__)
-Kind = Literal["model", "sampler", "scheduler"]
+Kind = Literal["model", "sampler", "scheduler", "style", "lora", "upscaler"]
 MAX_CHOICES = 25  # Discord's cap for autocomplete answers
 MAX_CHOICE_LEN = 100  # Discord's cap for a choice name and value
 
@@ -37,6 +37,8 @@ class Catalogue:
     schedulers: list[dict[str, Any]] = field(default_factory=list)
     fetched_at: float = 0.0
     upscalers: list[dict[str, Any]] = field(default_factory=list)
+    styles: list[dict[str, Any]] = field(default_factory=list)
+    loras: list[dict[str, Any]] = field(default_factory=list)
 
     # -- resolution: user text -> the exact name the WebUI expects, or None -------------------
     def resolve_model(self, text: str) -> str | None:
@@ -76,12 +78,33 @@ class Catalogue:
         real = [n for n in names if n not in ("None", "Lanczos", "Nearest")]
         return real[0] if real else "Lanczos"
 
+    def resolve_style(self, text: str) -> str | None:
+        want = _norm(text)
+        return next((str(s["name"]) for s in self.styles if _norm(str(s.get("name", ""))) == want), None)
+
+    def resolve_lora(self, text: str) -> str | None:
+        """The name to put in `<lora:NAME:w>`: the alias when the WebUI lists one (A1111's own choice)."""
+        want = _norm(text)
+        for lora in self.loras:
+            names = {str(lora.get("name") or ""), str(lora.get("alias") or "")}
+            if want in {_norm(n) for n in names if n}:
+                return str(lora.get("alias") or lora["name"])
+        return None
+
+    def resolve_upscaler(self, text: str) -> str | None:
+        want = _norm(text)
+        return next((str(u["name"]) for u in self.upscalers if _norm(str(u.get("name", ""))) == want), None)
+
+    def _lists(self) -> dict[str, list[dict[str, Any]]]:
+        return {"model": self.models, "sampler": self.samplers, "scheduler": self.schedulers,
+                "style": self.styles, "lora": self.loras, "upscaler": self.upscalers}
+
     def resolver(self, kind: Kind) -> Callable[[str], str | None]:
-        return {"model": self.resolve_model, "sampler": self.resolve_sampler,
-                "scheduler": self.resolve_scheduler}[kind]
+        return {"model": self.resolve_model, "sampler": self.resolve_sampler, "scheduler": self.resolve_scheduler,
+                "style": self.resolve_style, "lora": self.resolve_lora, "upscaler": self.resolve_upscaler}[kind]
 
     def has(self, kind: Kind) -> bool:
-        return bool({"model": self.models, "sampler": self.samplers, "scheduler": self.schedulers}[kind])
+        return bool(self._lists()[kind])
 
     # -- autocomplete ------------------------------------------------------------------------
     def entries(self, kind: Kind) -> Iterable[tuple[str, str]]:
@@ -94,10 +117,17 @@ class Catalogue:
         elif kind == "sampler":
             for s in self.samplers:
                 yield str(s["name"]), str(s["name"])
-        else:
+        elif kind == "scheduler":
             for s in self.schedulers:
                 label = str(s.get("label") or s["name"])
                 yield label, label
+        elif kind == "lora":
+            for lora in self.loras:
+                name = str(lora.get("alias") or lora.get("name") or "")
+                yield name, name
+        else:  # style, upscaler
+            for item in self._lists()[kind]:
+                yield str(item.get("name")), str(item.get("name"))
 
     def choices(self, kind: Kind, current: str) -> list[tuple[str, str]]:
         """Substring matches (case-insensitive), prefix matches first, at most 25."""
@@ -125,13 +155,14 @@ class CatalogueCache:
         error: WebUIError | None = None
         for client in self.clients:
             try:
-                models, samplers, schedulers, upscalers = await asyncio.gather(
-                    client.sd_models(), client.samplers(), client.schedulers(), client.upscalers()
+                models, samplers, schedulers, upscalers, styles, loras = await asyncio.gather(
+                    client.sd_models(), client.samplers(), client.schedulers(), client.upscalers(),
+                    client.prompt_styles(), client.loras()
                 )
             except WebUIError as exc:
                 error = error or exc
                 continue
-            self.current = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers)
+            self.current = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers, styles, loras)
             return self.current
         assert error is not None
         raise error

@@ -181,7 +181,8 @@ class JobMessage:
             text += f"\n-# for <@{self.job.user_id}>"
         fields: dict[str, Any] = {"content": text, "view": cancel_view(self.job)}
         if preview is not self._last_preview and preview is not None:
-            fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png")]
+            spoiler = bool(getattr(self.job.payload, "spoiler", False))
+            fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png", spoiler=spoiler)]
         self._last_text, self._last_preview = text, preview
         self.edit_times.append(time.monotonic())
         await self._edit(**fields)
@@ -258,8 +259,11 @@ class JobMessage:
             summary += f"\n-# for <@{self.job.user_id}>"
         view = result_view(self.job.id, len(outcome.images), getattr(self.job.payload, "kind", "txt2img"))
 
+        spoiler = bool(getattr(self.job.payload, "spoiler", False))
+
         def files() -> list[discord.File]:  # a File is consumed by a send attempt
-            return [discord.File(io.BytesIO(img.data), filename=img.filename) for img in outcome.images]
+            return [discord.File(io.BytesIO(img.data), filename=img.filename, spoiler=spoiler)
+                    for img in outcome.images]
 
         if self._token_usable():
             assert self.interaction is not None

@@ -18,6 +18,10 @@ __all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "optio
 MAX_PROMPT_LENGTH = 1500
 MAX_SEED = 4294967295
 MIN_CFG, MAX_CFG = 1.0, 30.0
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -1.0, 2.0
+MAX_HIRES = 2.0
+HIRES_DENOISE = 0.5  # the hires pass must be told its denoising strength (A1111 fails without one)
+HIRES_UPSCALER = "Latent"  # the WebUI's own default hires upscaler
 
 
 class OptionError(ProblemsError):
@@ -40,12 +44,18 @@ class DrawOptions:
     height: int | None = None
     batch: int | None = None
     variation_strength: float | None = None  # > 0: same seed, a random variation seed at this strength
+    style: str | None = None  # a saved WebUI style (`styles`)
+    lora: str | None = None  # appended to the prompt as <lora:name:weight>
+    lora_weight: float | None = None
+    hires: float | None = None  # hires fix scale, 1..2 (1 = off)
+    spoiler: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class BuiltPayload:
     payload: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
+    spoiler: bool = False  # post the images as spoilers
     names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
 
     @property
@@ -145,6 +155,25 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     if variation is not None and not 0 <= variation <= 1:
         problems.append(f"`variation_strength` must be between 0 and 1 (got {variation:g}).")
 
+    hires = opts.hires
+    if hires is not None and not 1 <= hires <= MAX_HIRES:
+        problems.append(f"`hires` must be between 1 and {MAX_HIRES:g} (got {hires:g}).")
+        hires = None
+    if hires and hires > 1:
+        final_w, final_h = int(width * hires), int(height * hires)
+        if final_w * final_h > settings.max_pixels and width * height <= settings.max_pixels:
+            problems.append(
+                f"`hires` {hires:g}x of {width}x{height} makes {final_w}x{final_h} = {final_w * final_h:,} pixels; "
+                f"the limit is {settings.max_pixels:,} pixels per image.")
+
+    style = _name("style", opts.style, None, catalogue, problems)
+    lora = _name("lora", opts.lora, None, catalogue, problems)
+    weight = 1.0 if opts.lora_weight is None else float(opts.lora_weight)
+    if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+        problems.append(f"`lora_weight` must be between {MIN_LORA_WEIGHT:g} and {MAX_LORA_WEIGHT:g} (got {weight:g}).")
+    if opts.lora_weight is not None and lora is None:
+        problems.append("`lora_weight` needs a `lora`.")
+
     model = _name("model", opts.model, None, catalogue, problems)
     sampler = _name("sampler", opts.sampler, settings.default_sampler, catalogue, problems)
     scheduler = _name("scheduler", opts.scheduler, settings.default_scheduler, catalogue, problems)
@@ -167,6 +196,14 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         "send_images": True,
         "save_images": False,
     }
+    if lora is not None:
+        payload["prompt"] = f"{prompt} <lora:{lora}:{weight:g}>"
+    if style is not None:
+        payload["styles"] = [style]
+    if hires and hires > 1:
+        payload.update({"enable_hr": True, "hr_scale": float(hires), "hr_upscaler": HIRES_UPSCALER,
+                        "denoising_strength": HIRES_DENOISE, "hr_second_pass_steps": 0,
+                        "hr_sampler_name": None, "hr_scheduler": None})
     if variation:
         payload["subseed"] = -1
         payload["subseed_strength"] = float(variation)
@@ -174,7 +211,7 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         # Per request only: never POST /options, which would switch the model for every WebUI user.
         payload["override_settings"] = {"sd_model_checkpoint": model}
         payload["override_settings_restore_afterwards"] = True
-    return BuiltPayload(payload, notes, names_checked=catalogue is not None)
+    return BuiltPayload(payload, notes, names_checked=catalogue is not None, spoiler=opts.spoiler)
 
 
 def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> DrawOptions:
@@ -194,4 +231,6 @@ def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> 
         height=payload.get("height"),
         batch=payload.get("batch_size"),
         variation_strength=payload.get("subseed_strength") or None,
+        style=(payload.get("styles") or [None])[0],
+        hires=payload.get("hr_scale") if payload.get("enable_hr") else None,
     )

@@ -41,6 +41,11 @@ class Generate(commands.Cog):
         width="Width in pixels (multiple of 8)",
         height="Height in pixels (multiple of 8)",
         batch="Number of images",
+        style="A saved WebUI style to apply",
+        lora="A LoRA to add to the prompt",
+        lora_weight="LoRA weight (default 1)",
+        hires="Hires fix: upscale by this factor (1-2) and refine",
+        spoiler="Post the images as spoilers",
     )
     async def draw(
         self,
@@ -56,9 +61,15 @@ class Generate(commands.Cog):
         width: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
         height: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
         batch: app_commands.Range[int, 1, ABS_MAX_BATCH] | None = None,
+        style: str | None = None,
+        lora: str | None = None,
+        lora_weight: app_commands.Range[float, -1.0, 2.0] | None = None,
+        hires: app_commands.Range[float, 1.0, 2.0] | None = None,
+        spoiler: bool = False,
     ) -> None:
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
-                           width, height, batch)
+                           width, height, batch, style=style, lora=lora, lora_weight=lora_weight, hires=hires,
+                           spoiler=spoiler)
         engine = self.engine
         built = engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
         ticket = engine.scheduler.admit(interaction.user.id)  # over a limit: Refused -> ephemeral answer
@@ -108,6 +119,14 @@ class Generate(commands.Cog):
     @draw.autocomplete("scheduler")
     async def _scheduler_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
         return await self._choices("scheduler", current)
+
+    @draw.autocomplete("style")
+    async def _style_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._choices("style", current)
+
+    @draw.autocomplete("lora")
+    async def _lora_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._choices("lora", current)
 
 
 async def setup(bot: SDBot) -> None:
