@@ -21,7 +21,7 @@ from .discord_bot import SDModal
 from .engine import parameters_or_none
 from .params import describe, options_from_infotext
 from .payload import DrawOptions, OptionError
-from .scheduler import Refused
+from .scheduler import Refused, Ticket
 
 if TYPE_CHECKING:
     from .discord_bot import SDBot
@@ -65,12 +65,13 @@ async def queue_request(
     bot: SDBot, request: Any, *, user_id: int, channel_id: int, guild_id: int | None,
     interaction: discord.Interaction[Any] | None = None, reply_to: int | None = None,
     parent_id: str | None = None, filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
-    finalize: Callable[[], Awaitable[Any]] | None = None,
+    finalize: Callable[[], Awaitable[Any]] | None = None, ticket: Ticket | None = None,
 ) -> None:
-    """Admit (rate limits), queue fairly and deliver any request (a txt2img payload, an upscale)."""
+    """Admit (rate limits; or use an already admitted `ticket`), queue fairly and deliver any request
+    (a txt2img/img2img payload, an upscale)."""
     engine = bot.engine
     assert engine is not None
-    ticket = engine.scheduler.admit(user_id)
+    ticket = ticket or engine.scheduler.admit(user_id)
     try:
         if finalize is not None:
             request = await finalize()
@@ -326,3 +327,72 @@ async def _edit_button(interaction: discord.Interaction[SDBot], job_id: str, ind
     if not texts:
         raise OptionError(["This message has no image with WebUI generation parameters to edit."])
     await interaction.response.send_modal(EditModal(record.id if record else job_id, texts[min(index, len(texts) - 1)]))
+
+
+# ---------------------------------------------------------------------- user images (img2img, /upscale)
+def check_declared(attachment: discord.Attachment, option: str, max_bytes: int) -> None:
+    """Before downloading: the attachment's declared size and type. Raises OptionError."""
+    mib = 1024 * 1024
+    if attachment.size > max_bytes:
+        raise OptionError([f"`{option}` is {attachment.size / mib:.1f} MB; the limit is {max_bytes / mib:g} MB."])
+    declared = (attachment.content_type or "").split(";")[0].strip().lower()
+    if declared and declared not in IMAGE_TYPES:
+        raise OptionError([f"`{option}` must be a PNG, JPEG or WebP image (this file is {escape(declared, 40)})."])
+
+
+async def load_checked(attachment: discord.Attachment, option: str) -> tuple[bytes, tuple[int, int]]:
+    """Download the interaction's own attachment and make sure it is a real, whole, sanely sized image
+    (pixel count checked from the header before decoding). Raises OptionError."""
+    from .engine import MAX_INPUT_PIXELS
+
+    data = await attachment.read()
+    try:
+        _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
+    except png.UnsupportedImageError:
+        raise OptionError([f"`{option}` isn't a PNG, JPEG or WebP image."]) from None
+    except png.ImageTooLargeError as exc:
+        raise OptionError([f"`{option}` is too large to process ({exc}); at most "
+                           f"{MAX_INPUT_PIXELS / 1e6:g} million pixels."]) from None
+    except png.ImageDataError:
+        raise OptionError([f"`{option}` is damaged or incomplete; it can't be read."]) from None
+    return data, (width, height)
+
+
+async def upscale_command(interaction: discord.Interaction[SDBot], image: discord.Attachment, scale: float,
+                          upscaler: str | None) -> None:
+    """/upscale: extra-single-image through the same queue and limits; the result keeps the infotext."""
+    from .engine import UpscaleRequest
+
+    bot = interaction.client
+    engine = bot.engine
+    assert engine is not None
+    settings = engine.settings
+    check_declared(image, "image", settings.max_input_image_bytes)
+
+    async def prepare() -> UpscaleRequest:
+        data, (width, height) = await load_checked(image, "image")
+        out_w, out_h = int(width * scale), int(height * scale)
+        if out_w * out_h > settings.max_upscale_pixels:
+            raise OptionError([f"`scale` {scale:g}x of {width}x{height} makes {out_w}x{out_h} = {out_w * out_h:,} "
+                               f"pixels; the limit is {settings.max_upscale_pixels:,}."])
+        catalogue = await engine.catalogue.get()
+        name = catalogue.default_upscaler()
+        if upscaler:
+            found = catalogue.resolve_upscaler(upscaler) if catalogue.upscalers else upscaler
+            if found is None:
+                raise OptionError([f"`upscaler`: the WebUI has no upscaler called {upscaler[:80]!r}; "
+                                   "pick one from the list."])
+            name = found
+        infotext = await asyncio.to_thread(parameters_or_none, data)
+        return UpscaleRequest(data, infotext, float(scale), name)
+
+    ticket = engine.scheduler.admit(interaction.user.id)
+    try:
+        await interaction.response.defer(thinking=True)
+        request = await prepare()
+    except BaseException:
+        engine.scheduler.release(ticket)
+        raise
+    await queue_request(bot, request, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+                        guild_id=interaction.guild_id, interaction=interaction,
+                        filesize_limit=interaction.filesize_limit, ticket=ticket)

@@ -68,6 +68,8 @@ class Settings:
     rate_limit: tuple[int, float] = (5, 60.0)  # jobs per seconds, per user
     max_queued_per_user: int = 3
     backend_wait_limit: float = 600.0  # how long jobs wait when every backend is down
+    max_input_image_bytes: int = 10 * 1024 * 1024  # img2img and /upscale attachments
+    max_upscale_pixels: int = 4096 * 4096  # width x height of an /upscale result
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -229,6 +231,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     auth = r.get("WEBUI_AUTH", None, _parse_auth, "user:password", secret=True)
     rate = r.get("RATE_LIMIT", d.rate_limit, _parse_rate, "jobs/seconds per user, such as 5/60")
     max_queued = r.int_in("MAX_QUEUED_PER_USER", d.max_queued_per_user, 1, 100)
+    input_mb = r.int_in("MAX_INPUT_IMAGE_MB", d.max_input_image_bytes // (1024 * 1024), 1, 100)
+    upscale_pixels = r.int_in("MAX_UPSCALE_PIXELS", d.max_upscale_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE,
+                              8192 * 8192)
     wait_limit = r.get("BACKEND_WAIT_LIMIT", d.backend_wait_limit, _parse_positive_float,
                        "a number of seconds above 0")
 
@@ -271,6 +276,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         rate_limit=rate,
         max_queued_per_user=max_queued,
         backend_wait_limit=wait_limit,
+        max_input_image_bytes=input_mb * 1024 * 1024,
+        max_upscale_pixels=upscale_pixels,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )

@@ -6,7 +6,9 @@ Discord-free: the cog parses the interaction, calls this, and renders the reply.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import logging
 import os
 import sys
@@ -31,6 +33,8 @@ __all__ = ["DrawEngine", "Outcome", "OutputImage", "UpscaleRequest", "REQUEST_SI
 log = logging.getLogger(__name__)
 
 STORE_FILE = "sdcord.db"
+INPUTS_DIR = "inputs"  # img2img input images, named by their sha256
+MAX_INPUT_PIXELS = 25_000_000  # user images bigger than this are refused before decoding
 
 # How often (seconds) a thread holding the GIL must let another thread run. Python's default 5 ms
 # means the event loop can wait 5 ms or more each time a worker thread decodes or encodes images;
@@ -186,8 +190,14 @@ class DrawEngine:
         if job.state is JobState.QUEUED and job.started is None and job.backend is None and not job.seen:
             job.seen = True
             request = job.payload
-            kind, stored = (("upscale", request.record()) if isinstance(request, UpscaleRequest)
-                            else ("txt2img", request.payload))
+            if isinstance(request, UpscaleRequest):
+                kind, stored = "upscale", request.record()
+            else:
+                kind, stored = request.kind, request.payload
+                if request.init_image is not None:  # keep the input beside the store, by content hash
+                    digest = hashlib.sha256(request.init_image).hexdigest()
+                    stored = {**stored, "init_image": digest}
+                    self._writes.put_nowait(("input", {"digest": digest, "data": request.init_image}))
             self._writes.put_nowait(("add", {
                 "id": job.id, "kind": kind, "user_id": job.user_id, "payload": stored,
                 "status": "queued", "created_at": now, "guild_id": job.guild_id, "channel_id": job.channel_id,
@@ -220,12 +230,26 @@ class DrawEngine:
                 key, values = item
                 if key == "add":
                     await self.store.add(JobRecord(**values))
+                elif key == "input":
+                    await asyncio.to_thread(self._save_input, values["digest"], values["data"])
                 elif values:
                     await self.store.update(key, **values)
             except Exception:  # noqa: BLE001 - storage trouble must never break a job
                 log.exception("Job store write failed (%s)", item[0] if item else "?")
             finally:
                 self._writes.task_done()
+
+    def _save_input(self, digest: str, data: bytes) -> None:
+        path = self.settings.data_dir / INPUTS_DIR / digest
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+
+    def _load_input(self, digest: str) -> bytes | None:
+        path = self.settings.data_dir / INPUTS_DIR / digest
+        return path.read_bytes() if len(digest) == 64 and path.exists() else None
 
     async def flush(self) -> None:
         """Wait until every queued store write is done."""
@@ -287,8 +311,10 @@ class DrawEngine:
         seed is kept and a random variation seed is added at that strength. Returns (options, the
         stored job id or None). Raises OptionError when there is nothing to rerun."""
         record = await self.find_job(job_id=job_id, message_id=message_id)
-        if record is not None and record.kind == "txt2img":
+        if record is not None and record.kind in ("txt2img", "img2img"):
             options = options_from_payload(record.payload, new_seed=new_seed and not variation)
+            if record.kind == "img2img":
+                options = await self._with_input(options, str(record.payload.get("init_image", "")))
             if variation:
                 seed = record.seeds[index] if index < len(record.seeds) else options.seed
                 options = dataclasses.replace(options, seed=seed, variation_strength=variation)
@@ -307,6 +333,13 @@ class DrawEngine:
                 return options, None
         raise OptionError(["This message has no image with WebUI generation parameters to run again."])
 
+    async def _with_input(self, options: DrawOptions, digest: str) -> DrawOptions:
+        data = await asyncio.to_thread(self._load_input, digest)
+        if data is None:
+            raise OptionError(["The input image of this img2img job is no longer stored, so it can't be rerun."])
+        _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
+        return dataclasses.replace(options, init_image=data, init_size=(width, height))
+
     # -- generating ------------------------------------------------------------------------
     async def generate(
         self, built: BuiltPayload, *, filesize_limit: int, client: WebUIClient | None = None
@@ -314,7 +347,12 @@ class DrawEngine:
         """Run txt2img on `client` (default: the first backend) and return upload-ready images;
         raises WebUIError on WebUI failures. Jobs go through the scheduler, which picks the client."""
         started = time.monotonic()
-        result = await (client or self.clients[0]).txt2img(built.payload)
+        client = client or self.clients[0]
+        if built.init_image is not None:
+            encoded = await asyncio.to_thread(lambda: base64.b64encode(built.init_image or b"").decode("ascii"))
+            result = await client.img2img({**built.payload, "init_images": [encoded]})
+        else:
+            result = await client.txt2img(built.payload)
         images = await self._finish_images(result, built, filesize_limit)
         first = images[0].infotext if images else None
         params = await asyncio.to_thread(_params_of, first)

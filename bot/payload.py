@@ -22,6 +22,7 @@ MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -1.0, 2.0
 MAX_HIRES = 2.0
 HIRES_DENOISE = 0.5  # the hires pass must be told its denoising strength (A1111 fails without one)
 HIRES_UPSCALER = "Latent"  # the WebUI's own default hires upscaler
+DEFAULT_STRENGTH = 0.6  # img2img denoising strength when /draw gives none
 
 
 class OptionError(ProblemsError):
@@ -49,6 +50,9 @@ class DrawOptions:
     lora_weight: float | None = None
     hires: float | None = None  # hires fix scale, 1..2 (1 = off)
     spoiler: bool = False
+    init_image: bytes | None = field(default=None, repr=False)  # img2img: an already checked image
+    init_size: tuple[int, int] | None = None  # its width and height
+    strength: float | None = None  # img2img denoising strength
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,11 @@ class BuiltPayload:
     payload: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
     spoiler: bool = False  # post the images as spoilers
+    init_image: bytes | None = field(default=None, repr=False)  # img2img input (base64'd at send time)
+
+    @property
+    def kind(self) -> str:
+        return "img2img" if self.init_image is not None else "txt2img"
     names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
 
     @property
@@ -143,8 +152,11 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     if not 1 <= batch <= settings.max_batch:
         problems.append(f"`batch` must be between 1 and {settings.max_batch} (got {batch}).")
 
-    width = _side("width", opts.width, settings.default_width, problems, notes)
-    height = _side("height", opts.height, settings.default_height, problems, notes)
+    default_w, default_h = settings.default_width, settings.default_height
+    if opts.init_size is not None:
+        default_w, default_h = fit_size(*opts.init_size, settings.max_pixels)
+    width = _side("width", opts.width, default_w, problems, notes)
+    height = _side("height", opts.height, default_h, problems, notes)
     if width * height > settings.max_pixels:
         problems.append(
             f"`width` x `height` is {width}x{height} = {width * height:,} pixels; "
@@ -155,7 +167,16 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     if variation is not None and not 0 <= variation <= 1:
         problems.append(f"`variation_strength` must be between 0 and 1 (got {variation:g}).")
 
+    strength = DEFAULT_STRENGTH if opts.strength is None else float(opts.strength)
+    if not 0 <= strength <= 1:
+        problems.append(f"`strength` must be between 0 and 1 (got {strength:g}).")
+    if opts.strength is not None and opts.init_image is None:
+        problems.append("`strength` needs an `init_image`.")
+
     hires = opts.hires
+    if hires is not None and opts.init_image is not None and hires > 1:
+        problems.append("`hires` works only without `init_image` (img2img has no hires pass).")
+        hires = None
     if hires is not None and not 1 <= hires <= MAX_HIRES:
         problems.append(f"`hires` must be between 1 and {MAX_HIRES:g} (got {hires:g}).")
         hires = None
@@ -204,6 +225,9 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         payload.update({"enable_hr": True, "hr_scale": float(hires), "hr_upscaler": HIRES_UPSCALER,
                         "denoising_strength": HIRES_DENOISE, "hr_second_pass_steps": 0,
                         "hr_sampler_name": None, "hr_scheduler": None})
+    if opts.init_image is not None:
+        payload["denoising_strength"] = strength
+        payload["resize_mode"] = 0
     if variation:
         payload["subseed"] = -1
         payload["subseed_strength"] = float(variation)
@@ -211,7 +235,16 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         # Per request only: never POST /options, which would switch the model for every WebUI user.
         payload["override_settings"] = {"sd_model_checkpoint": model}
         payload["override_settings_restore_afterwards"] = True
-    return BuiltPayload(payload, notes, names_checked=catalogue is not None, spoiler=opts.spoiler)
+    return BuiltPayload(payload, notes, names_checked=catalogue is not None, spoiler=opts.spoiler,
+                        init_image=opts.init_image)
+
+
+def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """An image's own size, scaled down (aspect kept) to fit max_pixels and 64..2048, in multiples of 8."""
+    scale = min(1.0, (max_pixels / (width * height)) ** 0.5, ABS_MAX_SIDE / max(width, height))
+    w = max(ABS_MIN_SIDE, int(width * scale) // 8 * 8)
+    h = max(ABS_MIN_SIDE, int(height * scale) // 8 * 8)
+    return w, h
 
 
 def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> DrawOptions:
@@ -233,4 +266,5 @@ def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> 
         variation_strength=payload.get("subseed_strength") or None,
         style=(payload.get("styles") or [None])[0],
         hires=payload.get("hr_scale") if payload.get("enable_hr") else None,
+        strength=payload.get("denoising_strength") if "resize_mode" in payload else None,
     )

@@ -661,3 +661,31 @@ def fit_to_limit(
                 )
                 return FitResult(hit[0], fmt, note)
     raise CannotFitError(f"could not re-encode the image under {_human_size(limit)}")
+
+
+def check_upload(data: bytes, *, max_pixels: int) -> tuple[str, int, int]:
+    """Make sure user-supplied bytes are a real, whole PNG/JPEG/WebP of at most `max_pixels` pixels.
+
+    The pixel count comes from the header before anything is decoded, so a decompression bomb is
+    refused cheaply; then the image is decoded once to catch truncated or corrupt files. Sync and
+    CPU-bound: run it in a thread. Returns (format, width, height); raises `UnsupportedImageError`,
+    `ImageTooLargeError` or `CorruptImageError`.
+    """
+    from PIL import Image
+
+    kind = image_format(data)
+    if kind is None:
+        raise UnsupportedImageError("not a PNG, JPEG or WebP image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(f"{width}x{height} is {width * height:,} pixels")
+            image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(str(exc)) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ImageDataError):
+            raise
+        raise CorruptImageError(f"cannot decode the image: {exc}") from exc
+    return kind, width, height

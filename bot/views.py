@@ -105,7 +105,7 @@ def result_view(job_id: str, images: int = 1, kind: str = "txt2img") -> discord.
     """Reroll/Edit/Info/Delete, and Variations/Upscale per image (V1.. U1.. on a batch).
     An upscaled image gets only Info and Delete."""
     view = discord.ui.View(timeout=None)
-    if kind != "txt2img":
+    if kind == "upscale":
         for action in ("info", "delete"):
             view.add_item(ResultButton(action, job_id, row=0))
         return view

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import actions
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
 from bot.delivery import JobMessage, escape
 from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
@@ -46,6 +48,8 @@ class Generate(commands.Cog):
         lora_weight="LoRA weight (default 1)",
         hires="Hires fix: upscale by this factor (1-2) and refine",
         spoiler="Post the images as spoilers",
+        init_image="Start from this image (img2img)",
+        strength="img2img: how much to change the image (0-1, default 0.6)",
     )
     async def draw(
         self,
@@ -66,15 +70,23 @@ class Generate(commands.Cog):
         lora_weight: app_commands.Range[float, -1.0, 2.0] | None = None,
         hires: app_commands.Range[float, 1.0, 2.0] | None = None,
         spoiler: bool = False,
+        init_image: discord.Attachment | None = None,
+        strength: app_commands.Range[float, 0.0, 1.0] | None = None,
     ) -> None:
+        engine = self.engine
+        if init_image is not None:  # declared size and type, before downloading anything
+            actions.check_declared(init_image, "init_image", engine.settings.max_input_image_bytes)
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
                            width, height, batch, style=style, lora=lora, lora_weight=lora_weight, hires=hires,
-                           spoiler=spoiler)
-        engine = self.engine
+                           spoiler=spoiler, init_image=b"" if init_image else None, strength=strength)
         built = engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
         ticket = engine.scheduler.admit(interaction.user.id)  # over a limit: Refused -> ephemeral answer
         try:
-            await interaction.response.defer(thinking=True)  # before any WebUI call: the 3 s deadline holds
+            await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
+            if init_image is not None:  # only the interaction's own attachment; no URLs fetched
+                data, size = await actions.load_checked(init_image, "init_image")
+                opts = dataclasses.replace(opts, init_image=data, init_size=size)
+                built = engine.prepare(opts)
             built = await engine.finalize(opts, built)  # may ask the WebUI for its lists (cold cache)
         except BaseException:
             engine.scheduler.release(ticket)  # never accepted: the user keeps their token
@@ -82,6 +94,17 @@ class Generate(commands.Cog):
         job = engine.scheduler.submit(ticket, built, channel_id=interaction.channel_id, guild_id=interaction.guild_id,
                                       filesize_limit=interaction.filesize_limit)
         await JobMessage(self.bot, job, interaction=interaction).run()
+
+    @app_commands.command(name="upscale", description="Upscale an image with the WebUI's upscalers")
+    @app_commands.describe(image="The image to upscale (its parameters are kept)", scale="Factor, 1-4 (default 2)",
+                           upscaler="Upscaler to use (default: the WebUI's best general one)")
+    async def upscale(self, interaction: discord.Interaction[SDBot], image: discord.Attachment,
+                      scale: app_commands.Range[float, 1.0, 4.0] = 2.0, upscaler: str | None = None) -> None:
+        await actions.upscale_command(interaction, image, scale, upscaler)
+
+    @upscale.autocomplete("upscaler")
+    async def _upscaler_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._choices("upscaler", current)
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:

@@ -39,13 +39,13 @@ async def test_draw_is_registered_with_the_documented_options(env: Any) -> None:
     commands = {c["name"]: c for c in env.fake.commands(guild_id=env.fake.guild.id)}
     opts = option_map(commands["draw"])
     assert list(opts) == ["prompt", "negative_prompt", "model", "sampler", "scheduler", "steps", "cfg_scale",
-                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler"]
+                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler", "init_image", "strength"]
     assert opts["prompt"]["required"] is True and opts["prompt"]["type"] == 3
     assert all(not o.get("required") for n, o in opts.items() if n != "prompt")
     assert {n for n, o in opts.items() if o.get("autocomplete")} == {"model", "sampler", "scheduler", "style", "lora"}
     assert {n: opts[n]["type"] for n in ("steps", "seed", "width", "height", "batch")} == dict.fromkeys(
         ("steps", "seed", "width", "height", "batch"), 4)
-    assert opts["cfg_scale"]["type"] == 10
+    assert opts["cfg_scale"]["type"] == 10 and opts["init_image"]["type"] == 11
     assert (opts["width"]["min_value"], opts["width"]["max_value"]) == (64, 2048)
     assert (opts["seed"]["min_value"], opts["seed"]["max_value"]) == (-1, 4294967295)
 
@@ -213,7 +213,8 @@ async def test_global_sync_happens_only_when_the_schema_changed(fake_discord: An
                    if method == "PUT" and path.endswith("/commands") and "/guilds/" not in path)
 
     async with running_bot(fake_discord, settings):
-        assert {c["name"] for c in fake_discord.commands()} == {"draw", "status", "pnginfo", "Show parameters", "Reroll"}
+        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo",
+                                                                  "Show parameters", "Reroll"}
     assert global_puts() == 1
     async with running_bot(fake_discord, settings):
         pass
