@@ -94,7 +94,7 @@ async def engine_on(backends: list[DemoWebUI], *,
         try:
             if start:
                 await engine.start()
-            built = await engine.finalize(OPTIONS, engine.prepare(OPTIONS))
+            built = await engine.finalize(engine.prepare(OPTIONS))
             yield engine, built
         finally:
             await engine.close()

@@ -52,13 +52,22 @@ async def start_job(
     interaction: discord.Interaction[Any] | None = None, reply_to: int | None = None,
     parent_id: str | None = None, filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
 ) -> None:
-    """Validate, admit, queue and deliver one generation (a deferred interaction, or none)."""
+    """Validate (in the server's and user's context), admit, queue and deliver one generation."""
     engine = bot.engine
     assert engine is not None
-    built = engine.prepare(options)
+    built = await engine.prepare_for(options, user_id=user_id, guild_id=guild_id, channel_id=channel_id,
+                                     channel_nsfw=is_nsfw(bot.get_channel(channel_id)))
     await queue_request(bot, built, user_id=user_id, channel_id=channel_id, guild_id=guild_id,
                         interaction=interaction, reply_to=reply_to, parent_id=parent_id,
-                        filesize_limit=filesize_limit, finalize=lambda: engine.finalize(options, built))
+                        filesize_limit=filesize_limit, finalize=lambda: engine.finalize(built))
+
+
+def is_nsfw(channel: Any) -> bool:
+    """Whether a channel (or a thread's parent) is marked NSFW; unknown channels count as not."""
+    try:
+        return bool(channel.is_nsfw())
+    except AttributeError:
+        return False
 
 
 async def queue_request(

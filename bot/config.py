@@ -60,6 +60,7 @@ class Settings:
     default_height: int = 512
     default_negative_prompt: str = ""
     default_cfg_scale: float = 7.0
+    default_model: str | None = None  # none: the WebUI's current model (servers may set one)
     max_steps: int = 50
     max_pixels: int = 1024 * 1024
     max_batch: int = 4

@@ -23,6 +23,7 @@ from .catalogue import Catalogue, CatalogueCache
 from .config import Settings
 from .infotext import parse_generation_parameters
 from .params import options_from_infotext
+from .policy import ServerPolicy, resolve_options
 from .payload import BuiltPayload, DrawOptions, OptionError, build_txt2img, options_from_payload
 from .scheduler import Job, JobState, Scheduler
 from .store import JobRecord, JobStore
@@ -151,6 +152,8 @@ class DrawEngine:
         self._counter = _Counter(settings.data_dir / "image-counter")
         self._counter_lock = asyncio.Lock()
         self.store: JobStore | None = None
+        self._policies: dict[int, ServerPolicy | None] = {}
+        self._prefs: dict[int, dict[str, Any]] = {}
         self._writes: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
@@ -282,16 +285,64 @@ class DrawEngine:
                        notes=[i.note for i in images if i.note])
 
     # -- preparing -------------------------------------------------------------------------
-    def prepare(self, opts: DrawOptions) -> BuiltPayload:
+    def prepare(self, opts: DrawOptions, settings: Settings | None = None) -> BuiltPayload:
         """Validate with whatever catalogue is cached (no WebUI call); raises OptionError."""
-        return build_txt2img(opts, self.settings, self.catalogue.current)
+        return build_txt2img(opts, settings or self.settings, self.catalogue.current)
 
-    async def finalize(self, opts: DrawOptions, built: BuiltPayload) -> BuiltPayload:
+    async def prepare_for(
+        self, opts: DrawOptions, *, user_id: int, guild_id: int | None, channel_id: int | None,
+        channel_nsfw: bool = False, preset: str | None = None,
+    ) -> BuiltPayload:
+        """Validate a request in its context: the channel rules and NSFW policy of the server, then
+        explicit options > the named preset > the user's defaults > the server's > the global ones."""
+        prefs = await self.user_prefs(user_id)
+        preset_values = None
+        if preset:
+            preset_values = prefs.get("presets", {}).get(preset)
+            if preset_values is None:
+                raise OptionError([f"`preset`: you have no preset called {preset[:50]!r}; `/prefer save` makes one."])
+        opts = resolve_options(opts, preset=preset_values, user=prefs.get("defaults"))
+        settings = self.settings
+        policy = await self.server_policy(guild_id) if guild_id else None
+        if policy is not None:
+            policy.check_channel(channel_id, channel_nsfw)
+            settings = policy.effective(self.settings)
+            opts = policy.apply(opts, settings, channel_nsfw)
+        built = self.prepare(opts, settings)
+        if preset:
+            built = dataclasses.replace(built, notes=[f"preset “{preset}”", *built.notes])
+        return built
+
+    async def finalize(self, built: BuiltPayload) -> BuiltPayload:
         """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
-        if built.names_checked:
+        if built.names_checked or built.options is None:
             return built
         catalogue: Catalogue = await self.catalogue.get()
-        return build_txt2img(opts, self.settings, catalogue)
+        rebuilt = build_txt2img(built.options, built.settings or self.settings, catalogue)
+        return dataclasses.replace(rebuilt, notes=[n for n in built.notes if n not in rebuilt.notes] + rebuilt.notes)
+
+    # -- server settings and user preferences (cached; written through to the store) ---------
+    async def server_policy(self, guild_id: int) -> ServerPolicy | None:
+        if guild_id not in self._policies:
+            data = await self.store.guild_settings(guild_id) if self.store else {}
+            self._policies[guild_id] = ServerPolicy.from_dict(data) if data else None
+        return self._policies[guild_id]
+
+    async def set_server_policy(self, guild_id: int, policy: ServerPolicy, *, by: int, change: str) -> None:
+        if self.store is not None:
+            await self.store.set_guild_settings(guild_id, policy.to_dict(), by=by, change=change)
+        self._policies[guild_id] = policy
+        log.info("Server %s settings changed by %s: %s", guild_id, by, change)
+
+    async def user_prefs(self, user_id: int) -> dict[str, Any]:
+        if user_id not in self._prefs:
+            self._prefs[user_id] = await self.store.user_prefs(user_id) if self.store else {}
+        return self._prefs[user_id]
+
+    async def set_user_prefs(self, user_id: int, prefs: dict[str, Any]) -> None:
+        if self.store is not None:
+            await self.store.set_user_prefs(user_id, prefs)
+        self._prefs[user_id] = prefs
 
     async def find_job(self, *, job_id: str | None = None, message_id: int | None = None) -> JobRecord | None:
         """A stored job by id, else by its (job or result) message."""

@@ -61,6 +61,8 @@ class BuiltPayload:
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
     spoiler: bool = False  # post the images as spoilers
     init_image: bytes | None = field(default=None, repr=False)  # img2img input (base64'd at send time)
+    options: DrawOptions | None = field(default=None, repr=False)  # the resolved options it was built from
+    settings: Settings | None = field(default=None, repr=False)  # the (server-adjusted) settings used
 
     @property
     def kind(self) -> str:
@@ -195,7 +197,7 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     if opts.lora_weight is not None and lora is None:
         problems.append("`lora_weight` needs a `lora`.")
 
-    model = _name("model", opts.model, None, catalogue, problems)
+    model = _name("model", opts.model, settings.default_model, catalogue, problems)
     sampler = _name("sampler", opts.sampler, settings.default_sampler, catalogue, problems)
     scheduler = _name("scheduler", opts.scheduler, settings.default_scheduler, catalogue, problems)
 
@@ -236,7 +238,7 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         payload["override_settings"] = {"sd_model_checkpoint": model}
         payload["override_settings_restore_afterwards"] = True
     return BuiltPayload(payload, notes, names_checked=catalogue is not None, spoiler=opts.spoiler,
-                        init_image=opts.init_image)
+                        init_image=opts.init_image, options=opts, settings=settings)
 
 
 def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:

@@ -47,6 +47,26 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_by_result_message ON jobs (result_message_id);
     CREATE INDEX jobs_by_user ON jobs (user_id, status);
     """,
+    """
+    CREATE TABLE guild_settings (
+        guild_id INTEGER PRIMARY KEY,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        updated_by INTEGER
+    );
+    CREATE TABLE settings_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        changed_at REAL NOT NULL,
+        change TEXT NOT NULL
+    );
+    CREATE TABLE user_prefs (
+        user_id INTEGER PRIMARY KEY,
+        data TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 _JSON_FIELDS = {"payload", "seeds", "infotexts"}
@@ -160,3 +180,42 @@ class JobStore:
         ) as cur:
             rows = await cur.fetchall()
         return [_from_row(r) for r in rows]
+
+
+    # ------------------------------------------------------------------ server settings, user preferences
+    async def guild_settings(self, guild_id: int) -> dict[str, Any]:
+        async with self._db.execute("SELECT data FROM guild_settings WHERE guild_id = ?", (guild_id,)) as cur:
+            row = await cur.fetchone()
+        return orjson.loads(row[0]) if row else {}
+
+    async def set_guild_settings(self, guild_id: int, data: dict[str, Any], *, by: int, change: str) -> None:
+        """Replace a server's settings and log who changed what."""
+        now = time.time()
+        async with self._lock:
+            await self._db.execute(
+                "INSERT INTO guild_settings (guild_id, data, updated_at, updated_by) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (guild_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at, "
+                "updated_by = excluded.updated_by", (guild_id, orjson.dumps(data).decode(), now, by))
+            await self._db.execute("INSERT INTO settings_log (guild_id, user_id, changed_at, change) VALUES (?, ?, ?, ?)",
+                                   (guild_id, by, now, change))
+            await self._db.commit()
+
+    async def settings_log(self, guild_id: int, limit: int = 20) -> list[tuple[int, float, str]]:
+        async with self._db.execute(
+            "SELECT user_id, changed_at, change FROM settings_log WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, limit),
+        ) as cur:
+            return [(int(r[0]), float(r[1]), str(r[2])) for r in await cur.fetchall()]
+
+    async def user_prefs(self, user_id: int) -> dict[str, Any]:
+        async with self._db.execute("SELECT data FROM user_prefs WHERE user_id = ?", (user_id,)) as cur:
+            row = await cur.fetchone()
+        return orjson.loads(row[0]) if row else {}
+
+    async def set_user_prefs(self, user_id: int, data: dict[str, Any]) -> None:
+        async with self._lock:
+            await self._db.execute(
+                "INSERT INTO user_prefs (user_id, data, updated_at) VALUES (?, ?, ?) ON CONFLICT (user_id) "
+                "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                (user_id, orjson.dumps(data).decode(), time.time()))
+            await self._db.commit()

@@ -49,6 +49,7 @@ class Generate(commands.Cog):
         hires="Hires fix: upscale by this factor (1-2) and refine",
         spoiler="Post the images as spoilers",
         init_image="Start from this image (img2img)",
+        preset="One of your presets (/prefer save)",
         strength="img2img: how much to change the image (0-1, default 0.6)",
     )
     async def draw(
@@ -72,6 +73,7 @@ class Generate(commands.Cog):
         spoiler: bool = False,
         init_image: discord.Attachment | None = None,
         strength: app_commands.Range[float, 0.0, 1.0] | None = None,
+        preset: str | None = None,
     ) -> None:
         engine = self.engine
         if init_image is not None:  # declared size and type, before downloading anything
@@ -79,15 +81,19 @@ class Generate(commands.Cog):
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
                            width, height, batch, style=style, lora=lora, lora_weight=lora_weight, hires=hires,
                            spoiler=spoiler, init_image=b"" if init_image else None, strength=strength)
-        built = engine.prepare(opts)  # bad options: OptionError -> ephemeral answer, nothing sent to the WebUI
+        context = {"user_id": interaction.user.id, "guild_id": interaction.guild_id,
+                   "channel_id": interaction.channel_id, "channel_nsfw": actions.is_nsfw(interaction.channel),
+                   "preset": preset}
+        # bad options, a channel the server doesn't allow: OptionError -> ephemeral answer, no WebUI call
+        built = await engine.prepare_for(opts, **context)
         ticket = engine.scheduler.admit(interaction.user.id)  # over a limit: Refused -> ephemeral answer
         try:
             await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
             if init_image is not None:  # only the interaction's own attachment; no URLs fetched
                 data, size = await actions.load_checked(init_image, "init_image")
                 opts = dataclasses.replace(opts, init_image=data, init_size=size)
-                built = engine.prepare(opts)
-            built = await engine.finalize(opts, built)  # may ask the WebUI for its lists (cold cache)
+                built = await engine.prepare_for(opts, **context)
+            built = await engine.finalize(built)  # may ask the WebUI for its lists (cold cache)
         except BaseException:
             engine.scheduler.release(ticket)  # never accepted: the user keeps their token
             raise
@@ -146,6 +152,12 @@ class Generate(commands.Cog):
     @draw.autocomplete("style")
     async def _style_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
         return await self._choices("style", current)
+
+    @draw.autocomplete("preset")
+    async def _preset_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        prefs = await self.engine.user_prefs(interaction.user.id)
+        names = [n for n in sorted(prefs.get("presets", {})) if current.casefold() in n.casefold()]
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
     @draw.autocomplete("lora")
     async def _lora_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202

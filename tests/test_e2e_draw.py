@@ -39,10 +39,10 @@ async def test_draw_is_registered_with_the_documented_options(env: Any) -> None:
     commands = {c["name"]: c for c in env.fake.commands(guild_id=env.fake.guild.id)}
     opts = option_map(commands["draw"])
     assert list(opts) == ["prompt", "negative_prompt", "model", "sampler", "scheduler", "steps", "cfg_scale",
-                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler", "init_image", "strength"]
+                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler", "init_image", "strength", "preset"]
     assert opts["prompt"]["required"] is True and opts["prompt"]["type"] == 3
     assert all(not o.get("required") for n, o in opts.items() if n != "prompt")
-    assert {n for n, o in opts.items() if o.get("autocomplete")} == {"model", "sampler", "scheduler", "style", "lora"}
+    assert {n for n, o in opts.items() if o.get("autocomplete")} == {"model", "sampler", "scheduler", "style", "lora", "preset"}
     assert {n: opts[n]["type"] for n in ("steps", "seed", "width", "height", "batch")} == dict.fromkeys(
         ("steps", "seed", "width", "height", "batch"), 4)
     assert opts["cfg_scale"]["type"] == 10 and opts["init_image"]["type"] == 11
