@@ -33,7 +33,7 @@ __all__ = ["SDBot", "SDTree", "SDView", "SDModal", "report_error", "new_error_id
 
 log = logging.getLogger(__name__)
 
-INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info")
+INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs")
 SCHEMA_HASH_FILE = "command-schema.sha256"
 
 

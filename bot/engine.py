@@ -27,13 +27,14 @@ from .policy import ServerPolicy, resolve_options
 from .payload import BuiltPayload, DrawOptions, OptionError, build_txt2img, options_from_payload
 from .scheduler import Job, JobState, Scheduler
 from .store import JobRecord, JobStore
-from .webui import GenerationResult, WebUIClient
+from .webui import GenerationResult, WebUIClient, WebUIError
 
 __all__ = ["DrawEngine", "Outcome", "OutputImage", "UpscaleRequest", "REQUEST_SIZE_LIMIT", "favour_event_loop_latency"]
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "sdcord.db"
+DRAW_FIELDS = ("negative_prompt", "model", "sampler", "scheduler", "steps", "width", "height")
 INPUTS_DIR = "inputs"  # img2img input images, named by their sha256
 MAX_INPUT_PIXELS = 25_000_000  # user images bigger than this are refused before decoding
 
@@ -320,6 +321,21 @@ class DrawEngine:
         catalogue: Catalogue = await self.catalogue.get()
         rebuilt = build_txt2img(built.options, built.settings or self.settings, catalogue)
         return dataclasses.replace(rebuilt, notes=[n for n in built.notes if n not in rebuilt.notes] + rebuilt.notes)
+
+    async def validate_values(self, values: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+        """Check stored defaults (model, sampler, scheduler, steps, width, height, negative_prompt) the way
+        /draw would, and return them normalised (names as the WebUI spells them). Raises OptionError."""
+        try:
+            catalogue: Catalogue | None = await self.catalogue.get()
+        except WebUIError:
+            catalogue = self.catalogue.current
+        opts = DrawOptions("check", **{k: v for k, v in values.items() if k in DRAW_FIELDS})
+        built = build_txt2img(opts, settings or self.settings, catalogue)
+        p = built.payload
+        normal = {"model": built.model, "sampler": p["sampler_name"], "scheduler": p["scheduler"],
+                  "steps": p["steps"], "width": p["width"], "height": p["height"],
+                  "negative_prompt": p["negative_prompt"]}
+        return {k: normal.get(k, v) for k, v in values.items()}
 
     # -- server settings and user preferences (cached; written through to the store) ---------
     async def server_policy(self, guild_id: int) -> ServerPolicy | None:

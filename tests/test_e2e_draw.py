@@ -213,7 +213,7 @@ async def test_global_sync_happens_only_when_the_schema_changed(fake_discord: An
                    if method == "PUT" and path.endswith("/commands") and "/guilds/" not in path)
 
     async with running_bot(fake_discord, settings):
-        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo",
+        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo", "settings", "prefer",
                                                                   "Show parameters", "Reroll"}
     assert global_puts() == 1
     async with running_bot(fake_discord, settings):

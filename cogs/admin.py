@@ -1,0 +1,163 @@
+"""/settings: a server's defaults, caps, allowed channels and NSFW policy (Manage Server only)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
+from bot.delivery import escape
+from bot.payload import OptionError
+from bot.policy import NSFW_MODES, ServerPolicy
+
+if TYPE_CHECKING:
+    from bot.discord_bot import SDBot
+    from bot.engine import DrawEngine
+
+
+def describe_policy(policy: ServerPolicy, settings: Any) -> str:
+    eff = policy.effective(settings)
+    d = policy.defaults
+    lines = [
+        "**Defaults**: " + (", ".join(f"{k} {escape(str(v), 80)}" for k, v in d.items()) or "the bot's own"),
+        f"**Negative prompt prefix**: {escape(policy.negative_prefix, 200) or '(none)'}",
+        f"**Caps**: steps ≤ {eff.max_steps}, pixels ≤ {eff.max_pixels:,}, batch ≤ {eff.max_batch}",
+        "**Channels**: " + (", ".join(f"<#{c}>" for c in policy.channels) or "everywhere"),
+        f"**NSFW policy**: {policy.nsfw_mode} — {NSFW_MODES[policy.nsfw_mode]}",
+    ]
+    if policy.nsfw_mode == "safe":
+        lines.append(f"**Safety negative prompt**: {escape(policy.safety_negative, 300)}")
+    return "\n".join(lines)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class ServerSettings(commands.GroupCog, group_name="settings", group_description="sdcord settings for this server"):
+    def __init__(self, bot: SDBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def engine(self) -> DrawEngine:
+        assert self.bot.engine is not None
+        return self.bot.engine
+
+    async def interaction_check(self, interaction: discord.Interaction[SDBot]) -> bool:  # type: ignore[override]
+        """Checked again at run time: default permissions can be changed by the server."""
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+    async def _policy(self, guild_id: int) -> ServerPolicy:
+        return await self.engine.server_policy(guild_id) or ServerPolicy()
+
+    async def _save(self, interaction: discord.Interaction[SDBot], policy: ServerPolicy, change: str) -> None:
+        assert interaction.guild_id is not None
+        await self.engine.set_server_policy(interaction.guild_id, policy, by=interaction.user.id, change=change)
+        text = f"Saved: {escape(change, 300)}\n\n{describe_policy(policy, self.engine.settings)}"
+        if interaction.response.is_done():
+            await interaction.followup.send(text[:2000], ephemeral=True)
+        else:
+            await interaction.response.send_message(text[:2000], ephemeral=True)
+
+    @app_commands.command(name="show", description="Show this server's sdcord settings")
+    async def show(self, interaction: discord.Interaction[SDBot]) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        await interaction.response.send_message(describe_policy(policy, self.engine.settings)[:2000], ephemeral=True)
+
+    @app_commands.command(name="defaults", description="Set what /draw uses when an option isn't given")
+    @app_commands.describe(negative_prefix="Added in front of every negative prompt", clear="Forget all defaults")
+    async def defaults(
+        self, interaction: discord.Interaction[SDBot], model: str | None = None, sampler: str | None = None,
+        scheduler: str | None = None, steps: app_commands.Range[int, 1, 150] | None = None,
+        width: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        height: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        negative_prefix: app_commands.Range[str, None, 500] | None = None, clear: bool = False,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)  # names are checked with the WebUI
+        policy = await self._policy(interaction.guild_id)
+        given = {k: v for k, v in {"model": model, "sampler": sampler, "scheduler": scheduler, "steps": steps,
+                                   "width": width, "height": height}.items() if v is not None}
+        defaults = {} if clear else {**policy.defaults, **given}
+        checked = await self.engine.validate_values(defaults, policy.effective(self.engine.settings))
+        new = dataclasses.replace(policy, defaults=checked,
+                                  negative_prefix=policy.negative_prefix if negative_prefix is None else negative_prefix)
+        changed = {**{k: checked[k] for k in given}, "negative_prefix": negative_prefix}
+        change = "defaults cleared" if clear else ", ".join(
+            f"{k}={v}" for k, v in changed.items() if v is not None) or "nothing"
+        await self._save(interaction, new, change)
+
+    @app_commands.command(name="caps", description="Tighten the limits for this server (never above the bot's)")
+    async def caps(self, interaction: discord.Interaction[SDBot], max_steps: int | None = None,
+                   max_pixels: int | None = None, max_batch: int | None = None) -> None:
+        assert interaction.guild_id is not None
+        g = self.engine.settings
+        problems = [f"`{name}` must be between {low} and {high} (got {value})."
+                    for name, value, low, high in (("max_steps", max_steps, 1, g.max_steps),
+                                                   ("max_pixels", max_pixels, ABS_MIN_SIDE ** 2, g.max_pixels),
+                                                   ("max_batch", max_batch, 1, g.max_batch))
+                    if value is not None and not low <= value <= high]
+        if problems:
+            raise OptionError(problems)
+        policy = await self._policy(interaction.guild_id)
+        changes = {k: v for k, v in {"max_steps": max_steps, "max_pixels": max_pixels,
+                                     "max_batch": max_batch}.items() if v is not None}
+        await self._save(interaction, dataclasses.replace(policy, **changes),
+                         ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing")
+
+    @app_commands.command(name="channels", description="Choose the channels where /draw is allowed")
+    async def channels(self, interaction: discord.Interaction[SDBot], action: Literal["add", "remove", "clear"],
+                       channel: discord.TextChannel | None = None) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        if action != "clear" and channel is None:
+            raise OptionError([f"`channel`: say which channel to {action}."])
+        current = list(policy.channels)
+        if action == "add" and channel is not None and channel.id not in current:
+            current.append(channel.id)
+        elif action == "remove" and channel is not None and channel.id in current:
+            current.remove(channel.id)
+        elif action == "clear":
+            current = []
+        change = f"channels {action} {f'#{channel.name}' if channel else ''}".strip()
+        await self._save(interaction, dataclasses.replace(policy, channels=tuple(current)), change)
+
+    @app_commands.command(name="nsfw", description="What happens in channels not marked NSFW")
+    @app_commands.describe(mode="off: nothing; safe: safety negative prompt + spoilers; refuse: no images there",
+                           safety_negative="The negative prompt added in safe mode")
+    async def nsfw(self, interaction: discord.Interaction[SDBot], mode: Literal["off", "safe", "refuse"],
+                   safety_negative: app_commands.Range[str, 1, 500] | None = None) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        new = dataclasses.replace(policy, nsfw_mode=mode,
+                                  safety_negative=safety_negative or policy.safety_negative)
+        await self._save(interaction, new, f"nsfw={mode}" + (", safety negative changed" if safety_negative else ""))
+
+    @app_commands.command(name="reset", description="Forget every sdcord setting of this server")
+    async def reset(self, interaction: discord.Interaction[SDBot]) -> None:
+        await self._save(interaction, ServerPolicy(), "reset")
+
+    async def _names(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
+
+    @defaults.autocomplete("model")
+    async def _model_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._names("model", current)
+
+    @defaults.autocomplete("sampler")
+    async def _sampler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._names("sampler", current)
+
+    @defaults.autocomplete("scheduler")
+    async def _scheduler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._names("scheduler", current)
+
+
+async def setup(bot: SDBot) -> None:
+    await bot.add_cog(ServerSettings(bot))

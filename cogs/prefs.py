@@ -1,0 +1,125 @@
+"""/prefer: a user's own defaults and named presets for /draw."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
+from bot.delivery import escape
+from bot.payload import MAX_PROMPT_LENGTH, OptionError
+from bot.policy import MAX_PRESETS, clean_prefs
+
+if TYPE_CHECKING:
+    from bot.discord_bot import SDBot
+    from bot.engine import DrawEngine
+
+PRESET_NAME = app_commands.Range[str, 1, 32]
+
+
+def describe_values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {escape(str(v), 80)}" for k, v in values.items()) or "(nothing)"
+
+
+class Preferences(commands.GroupCog, group_name="prefer", group_description="Your own defaults and presets"):
+    def __init__(self, bot: SDBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @property
+    def engine(self) -> DrawEngine:
+        assert self.bot.engine is not None
+        return self.bot.engine
+
+    async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
+        return clean_prefs(await self.engine.validate_values(clean_prefs(values)))
+
+    @app_commands.command(name="show", description="Show your defaults and presets")
+    async def show(self, interaction: discord.Interaction[SDBot]) -> None:
+        prefs = await self.engine.user_prefs(interaction.user.id)
+        lines = [f"**Your defaults**: {describe_values(prefs.get('defaults', {}))}"]
+        for name, values in sorted(prefs.get("presets", {}).items()):
+            lines.append(f"**{escape(name, 32)}**: {describe_values(values)}")
+        if len(lines) == 1:
+            lines.append("No presets yet: `/prefer save name:…` makes one; use it with `/draw preset:…`.")
+        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
+
+    @app_commands.command(name="defaults", description="What /draw uses for you when an option isn't given")
+    @app_commands.describe(clear="Forget your defaults")
+    async def defaults(
+        self, interaction: discord.Interaction[SDBot],
+        negative_prompt: app_commands.Range[str, None, MAX_PROMPT_LENGTH] | None = None,
+        width: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        height: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        sampler: str | None = None, steps: app_commands.Range[int, 1, 150] | None = None,
+        model: str | None = None, clear: bool = False,
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # names are checked with the WebUI
+        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        given = {"negative_prompt": negative_prompt, "width": width, "height": height, "sampler": sampler,
+                 "steps": steps, "model": model}
+        prefs["defaults"] = {} if clear else await self._checked({**prefs.get("defaults", {}), **clean_prefs(given)})
+        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await interaction.followup.send(f"Your defaults: {describe_values(prefs['defaults'])}", ephemeral=True)
+
+    @app_commands.command(name="save", description="Save a named preset for /draw preset:")
+    async def save(
+        self, interaction: discord.Interaction[SDBot], name: PRESET_NAME,
+        negative_prompt: app_commands.Range[str, None, MAX_PROMPT_LENGTH] | None = None,
+        width: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        height: app_commands.Range[int, ABS_MIN_SIDE, ABS_MAX_SIDE] | None = None,
+        sampler: str | None = None, steps: app_commands.Range[int, 1, 150] | None = None, model: str | None = None,
+    ) -> None:
+        values = clean_prefs({"negative_prompt": negative_prompt, "width": width, "height": height,
+                              "sampler": sampler, "steps": steps, "model": model})
+        if not values:
+            raise OptionError(["A preset needs at least one option (negative_prompt, width, height, sampler, "
+                               "steps or model)."])
+        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        presets = dict(prefs.get("presets", {}))
+        name = name.strip()
+        if name not in presets and len(presets) >= MAX_PRESETS:
+            raise OptionError([f"You have {MAX_PRESETS} presets, the most one person may keep; "
+                               "`/prefer delete` one first."])
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        presets[name] = await self._checked(values)
+        prefs["presets"] = presets
+        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await interaction.followup.send(f"Preset **{escape(name, 32)}** saved: {describe_values(presets[name])}. "
+                                        f"Use it with `/draw preset:{name}`.", ephemeral=True)
+
+    @app_commands.command(name="delete", description="Delete one of your presets")
+    async def delete(self, interaction: discord.Interaction[SDBot], name: PRESET_NAME) -> None:
+        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        presets = dict(prefs.get("presets", {}))
+        if presets.pop(name, None) is None:
+            raise OptionError([f"`name`: you have no preset called {name[:32]!r}."])
+        prefs["presets"] = presets
+        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await interaction.response.send_message(f"Preset **{escape(name, 32)}** deleted.", ephemeral=True)
+
+    @delete.autocomplete("name")
+    async def _preset_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        prefs = await self.engine.user_prefs(interaction.user.id)
+        names = [n for n in sorted(prefs.get("presets", {})) if current.casefold() in n.casefold()]
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+    async def _names(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
+
+    @defaults.autocomplete("sampler")
+    @save.autocomplete("sampler")
+    async def _sampler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._names("sampler", current)
+
+    @defaults.autocomplete("model")
+    @save.autocomplete("model")
+    async def _model_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
+        return await self._names("model", current)
+
+
+async def setup(bot: SDBot) -> None:
+    await bot.add_cog(Preferences(bot))
