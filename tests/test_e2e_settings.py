@@ -147,7 +147,7 @@ async def test_autocomplete_answers_in_time_when_the_webui_is_slow_or_down(fake_
 
         app = web.Application()
         app.router.add_get("/{tail:.*}", slow)
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)  # don't wait for the sleeping handler
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
