@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .delivery import JobMessage
     from .demo_webui import DemoWebUI
 
-__all__ = ["SDBot", "SDTree", "SDView", "SDModal", "report_error", "new_error_id", "use_discord_endpoints"]
+__all__ = ["SDBot", "SDTree", "EngineCogMixin", "SDView", "SDModal", "report_error", "new_error_id", "use_discord_endpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,20 @@ class SDModal(discord.ui.Modal):
 
     async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
         await report_error(interaction, error, where=f"modal {self.custom_id}")
+
+
+class EngineCogMixin:
+    """What every sdcord cog needs: the bot, its engine, and autocomplete choices from the catalogue."""
+
+    bot: SDBot
+
+    @property
+    def engine(self) -> DrawEngine:
+        assert self.bot.engine is not None, "the engine is created in setup_hook"
+        return self.bot.engine
+
+    async def _choices(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
 
 
 class SDBot(commands.Bot):

@@ -11,12 +11,12 @@ from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
 from bot.delivery import escape
+from bot.discord_bot import EngineCogMixin
 from bot.payload import OptionError
 from bot.policy import NSFW_MODES, ServerPolicy
 
 if TYPE_CHECKING:
     from bot.discord_bot import SDBot
-    from bot.engine import DrawEngine
 
 
 def describe_policy(policy: ServerPolicy, settings: Any) -> str:
@@ -36,15 +36,12 @@ def describe_policy(policy: ServerPolicy, settings: Any) -> str:
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-class ServerSettings(commands.GroupCog, group_name="settings", group_description="sdcord settings for this server"):
+class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
+                     group_description="sdcord settings for this server"):
     def __init__(self, bot: SDBot) -> None:
         self.bot = bot
         super().__init__()
 
-    @property
-    def engine(self) -> DrawEngine:
-        assert self.bot.engine is not None
-        return self.bot.engine
 
     async def interaction_check(self, interaction: discord.Interaction[SDBot]) -> bool:  # type: ignore[override]
         """Checked again at run time: default permissions can be changed by the server."""
@@ -143,20 +140,18 @@ class ServerSettings(commands.GroupCog, group_name="settings", group_description
     async def reset(self, interaction: discord.Interaction[SDBot]) -> None:
         await self._save(interaction, ServerPolicy(), "reset")
 
-    async def _names(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
 
     @defaults.autocomplete("model")
     async def _model_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        return await self._names("model", current)
+        return await self._choices("model", current)
 
     @defaults.autocomplete("sampler")
     async def _sampler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        return await self._names("sampler", current)
+        return await self._choices("sampler", current)
 
     @defaults.autocomplete("scheduler")
     async def _scheduler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        return await self._names("scheduler", current)
+        return await self._choices("scheduler", current)
 
 
 async def setup(bot: SDBot) -> None:

@@ -12,23 +12,19 @@ from discord.ext import commands
 from bot import actions
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
 from bot.delivery import JobMessage, escape
+from bot.discord_bot import EngineCogMixin
 from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
 from bot.scheduler import JobState
 
 if TYPE_CHECKING:
     from bot.catalogue import Kind
     from bot.discord_bot import SDBot
-    from bot.engine import DrawEngine
 
 
-class Generate(commands.Cog):
+class Generate(EngineCogMixin, commands.Cog):
     def __init__(self, bot: SDBot) -> None:
         self.bot = bot
 
-    @property
-    def engine(self) -> DrawEngine:
-        assert self.bot.engine is not None, "engine is created in setup_hook"
-        return self.bot.engine
 
     @app_commands.command(name="draw", description="Generate images from a text prompt")
     @app_commands.describe(
@@ -134,8 +130,6 @@ class Generate(commands.Cog):
             lines.append("You have no jobs waiting or running.")
         await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
 
-    async def _choices(self, kind: Kind, current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
 
     @draw.autocomplete("model")
     async def _model_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202

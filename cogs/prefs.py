@@ -10,12 +10,12 @@ from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
 from bot.delivery import escape
+from bot.discord_bot import EngineCogMixin
 from bot.payload import MAX_PROMPT_LENGTH, OptionError
 from bot.policy import MAX_PRESETS, clean_prefs
 
 if TYPE_CHECKING:
     from bot.discord_bot import SDBot
-    from bot.engine import DrawEngine
 
 PRESET_NAME = app_commands.Range[str, 1, 32]
 
@@ -24,15 +24,12 @@ def describe_values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k} {escape(str(v), 80)}" for k, v in values.items()) or "(nothing)"
 
 
-class Preferences(commands.GroupCog, group_name="prefer", group_description="Your own defaults and presets"):
+class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
+                  group_description="Your own defaults and presets"):
     def __init__(self, bot: SDBot) -> None:
         self.bot = bot
         super().__init__()
 
-    @property
-    def engine(self) -> DrawEngine:
-        assert self.bot.engine is not None
-        return self.bot.engine
 
     async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
         return clean_prefs(await self.engine.validate_values(clean_prefs(values)))
@@ -107,18 +104,16 @@ class Preferences(commands.GroupCog, group_name="prefer", group_description="You
         names = [n for n in sorted(prefs.get("presets", {})) if current.casefold() in n.casefold()]
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 
-    async def _names(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
-        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
 
     @defaults.autocomplete("sampler")
     @save.autocomplete("sampler")
     async def _sampler_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        return await self._names("sampler", current)
+        return await self._choices("sampler", current)
 
     @defaults.autocomplete("model")
     @save.autocomplete("model")
     async def _model_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        return await self._names("model", current)
+        return await self._choices("model", current)
 
 
 async def setup(bot: SDBot) -> None:
