@@ -120,6 +120,7 @@ class JobMessage:
         self._last_preview: bytes | None = None
         self.edit_times: list[float] = []
         self.finished = asyncio.Event()  # set once the final state has been delivered
+        self.spoiler = bool(getattr(job.payload, "spoiler", False))
 
     @staticmethod
     def interval() -> float:
@@ -133,29 +134,34 @@ class JobMessage:
         return self.bot.get_partial_messageable(self.channel_id or 0)
 
     # ------------------------------------------------------------------ editing the job message
-    async def _edit(self, **fields: Any) -> None:
-        """Edit the job message through the token while it is safe, else as a channel message."""
+    async def _edit(self, *, channel_fallback: bool = True, **fields: Any) -> bool:
+        """Edit the job message through the token while it is safe, else (with `channel_fallback`) as a
+        channel message; a job started without an interaction posts its message first. True when the
+        job message now shows `fields`."""
         if self.gone:
-            return
+            return False
         if self._token_usable():
             assert self.interaction is not None
             try:
                 msg = await self.interaction.edit_original_response(**fields)
-                if self.message_id is None:
-                    self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
-                self.message_id = msg.id
-                return
             except discord.NotFound:
                 self.gone = True
-                return
+                return False
             except discord.HTTPException as exc:
                 if exc.status != 401 and exc.code != 50027:
                     raise
                 self.token_ok = False  # token expired: fall through to the channel message
                 log.info("Job %s: interaction token no longer accepted; editing as a channel message", self.job.id)
+            else:
+                if self.message_id is None:
+                    self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
+                self.message_id = msg.id
+                return True
+        if not channel_fallback:
+            return False
         if self.message_id is None:
             if self.interaction is not None:
-                return
+                return False
             # Started without an interaction: the job message is ours to post.
             fields.pop("attachments", None)
             reference = (discord.MessageReference(message_id=self.reply_to, channel_id=self.channel_id or 0,
@@ -163,26 +169,27 @@ class JobMessage:
             msg = await self._channel().send(reference=reference, **fields)  # type: ignore[arg-type]
             self.message_id = msg.id
             self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
-            return
+            return True
         try:
             await self._channel().get_partial_message(self.message_id).edit(**fields)
         except discord.NotFound:
             self.gone = True
+            return False
+        return True
 
     async def _render_progress(self) -> None:
         scheduler = self.bot.engine.scheduler  # type: ignore[union-attr]
         position = scheduler.position(self.job)
         estimate = scheduler.estimate_start(self.job) if position else None
         text = progress_text(self.job, position, len(scheduler.queued), estimate)
-        preview = self.job.progress.preview if self.job.progress else None
-        if text == self._last_text and preview is self._last_preview:
-            return
         if self.credit:
             text += f"\n-# for <@{self.job.user_id}>"
+        preview = self.job.progress.preview if self.job.progress else None
+        if text == self._last_text and preview is self._last_preview:
+            return  # nothing new to show
         fields: dict[str, Any] = {"content": text, "view": cancel_view(self.job)}
         if preview is not self._last_preview and preview is not None:
-            spoiler = bool(getattr(self.job.payload, "spoiler", False))
-            fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png", spoiler=spoiler)]
+            fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png", spoiler=self.spoiler)]
         self._last_text, self._last_preview = text, preview
         self.edit_times.append(time.monotonic())
         await self._edit(**fields)
@@ -233,11 +240,10 @@ class JobMessage:
 
     async def _safe_final_edit(self, **fields: Any) -> bool:
         try:
-            await self._edit(**fields)
+            return await self._edit(**fields)
         except discord.HTTPException as exc:
             log.warning("Job %s: final edit failed: %s", self.job.id, exc)
             return False
-        return not self.gone and (self.token_ok or self.message_id is not None)
 
     async def _deliver_failure(self, error: BaseException | None) -> None:
         from .discord_bot import new_error_id
@@ -259,32 +265,16 @@ class JobMessage:
             summary += f"\n-# for <@{self.job.user_id}>"
         view = result_view(self.job.id, len(outcome.images), getattr(self.job.payload, "kind", "txt2img"))
 
-        spoiler = bool(getattr(self.job.payload, "spoiler", False))
-
         def files() -> list[discord.File]:  # a File is consumed by a send attempt
-            return [discord.File(io.BytesIO(img.data), filename=img.filename, spoiler=spoiler)
+            return [discord.File(io.BytesIO(img.data), filename=img.filename, spoiler=self.spoiler)
                     for img in outcome.images]
 
-        if self._token_usable():
-            assert self.interaction is not None
-            try:
-                msg = await self.interaction.edit_original_response(content=summary, attachments=files(), view=view)
-                self.bot.engine.note_messages(self.job.id, message_id=msg.id)  # type: ignore[union-attr]
-                return
-            except discord.NotFound:
-                self.gone = True
-            except discord.HTTPException as exc:
-                if exc.status != 401 and exc.code != 50027:
-                    raise
-                self.token_ok = False
-        elif self.interaction is None and self.message_id is not None and not self.gone:
-            try:  # our own channel message: put the result in it
-                await self._channel().get_partial_message(self.message_id).edit(
-                    content=summary, attachments=files(), view=view)
-                return
-            except discord.NotFound:
-                self.gone = True
-        # The token is (nearly) expired or the message is gone: a channel message replying to the job.
+        # Through the token while it is safe; a job that posted its own message puts the result there.
+        if await self._edit(content=summary, attachments=files(), view=view,
+                            channel_fallback=self.interaction is None):
+            return
+        # The token is (nearly) expired or the message is gone: a channel message replying to the job,
+        # so the requester is notified.
         sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files(), view=view)
         self.bot.engine.note_messages(self.job.id, result_message_id=sent.id)  # type: ignore[union-attr]
         await self._safe_final_edit(content=f"{prompt_line(self.job)}\n✅ Done — the images are in the reply below.",
@@ -298,7 +288,7 @@ class JobMessage:
             reference = discord.MessageReference(message_id=self.message_id, channel_id=channel.id,
                                                  fail_if_not_exists=False)
         extra: dict[str, Any] = {"view": view} if view is not None else {}
+        only_requester = discord.AllowedMentions(users=[discord.Object(self.job.user_id)], everyone=False,
+                                                 roles=False, replied_user=False)
         return await channel.send(content[:2000], files=files or [], reference=reference,  # type: ignore[arg-type]
-                                  **extra, allowed_mentions=discord.AllowedMentions(users=[discord.Object(self.job.user_id)],
-                                                                    everyone=False, roles=False,
-                                                                    replied_user=False))
+                                  allowed_mentions=only_requester, **extra)
