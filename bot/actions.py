@@ -9,6 +9,7 @@ from the image's own `parameters` chunk.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,10 @@ import discord
 from . import png
 from .delivery import JobMessage, escape
 from .discord_bot import SDModal
-from .engine import parameters_or_none
+from .engine import MAX_INPUT_PIXELS, UpscaleRequest, parameters_or_none
 from .params import describe, options_from_infotext
 from .payload import DrawOptions, OptionError
-from .scheduler import Refused, Ticket
+from .scheduler import Refused
 
 if TYPE_CHECKING:
     from .discord_bot import SDBot
@@ -34,13 +35,14 @@ log = logging.getLogger(__name__)
 REROLL_EMOJI = "🔁"
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_READ = 50 * 1024 * 1024  # largest image read back from a message (Discord's boosted limit is 100 MiB)
 
 
 def _attachment_loader(attachments: list[discord.Attachment]) -> Callable[[], Awaitable[list[bytes]]]:
     async def load() -> list[bytes]:
         out = []
         for att in attachments[:10]:
-            if att.size <= 50 * 1024 * 1024 and (att.content_type or "image/png").split(";")[0] in IMAGE_TYPES:
+            if att.size <= MAX_READ and (att.content_type or "image/png").split(";")[0] in IMAGE_TYPES:
                 out.append(await att.read())
         return out
 
@@ -74,13 +76,14 @@ async def queue_request(
     bot: SDBot, request: Any, *, user_id: int, channel_id: int, guild_id: int | None,
     interaction: discord.Interaction[Any] | None = None, reply_to: int | None = None,
     parent_id: str | None = None, filesize_limit: int = DEFAULT_UPLOAD_LIMIT,
-    finalize: Callable[[], Awaitable[Any]] | None = None, ticket: Ticket | None = None,
+    finalize: Callable[[], Awaitable[Any]] | None = None,
 ) -> None:
-    """Admit (rate limits; or use an already admitted `ticket`), queue fairly and deliver any request
-    (a txt2img/img2img payload, an upscale)."""
+    """The one way a job starts: admit it (rate limits; a refusal costs nothing), let `finalize` finish
+    the request (defer, download, check names with the WebUI; on failure the user keeps their token),
+    queue it fairly and deliver it."""
     engine = bot.engine
     assert engine is not None
-    ticket = ticket or engine.scheduler.admit(user_id)
+    ticket = engine.scheduler.admit(user_id)
     try:
         if finalize is not None:
             request = await finalize()
@@ -94,15 +97,12 @@ async def queue_request(
 
 # ---------------------------------------------------------------------- buttons
 async def on_result_button(interaction: discord.Interaction[SDBot], action: str, job_id: str, index: int = 0) -> None:
-    handlers = {"reroll": _reroll_button, "info": _info_button, "delete": _delete_button}
-    if action in handlers:
-        await handlers[action](interaction, job_id)
-    else:
-        await {"vary": _vary_button, "upscale": _upscale_button, "edit": _edit_button}[action](
-            interaction, job_id, index)
+    handlers = {"reroll": _reroll_button, "vary": _vary_button, "upscale": _upscale_button, "edit": _edit_button,
+                "info": _info_button, "delete": _delete_button}
+    await handlers[action](interaction, job_id, index)
 
 
-async def _reroll_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+async def _reroll_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
     assert interaction.message is not None
     await _rerun(interaction, interaction.message, job_id)
 
@@ -121,7 +121,7 @@ async def _rerun(interaction: discord.Interaction[SDBot], message: discord.Messa
                     filesize_limit=interaction.filesize_limit)
 
 
-async def _info_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+async def _info_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
     bot = interaction.client
     assert bot.engine is not None and interaction.message is not None
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -168,7 +168,7 @@ def params_message(infotexts: list[str], *, title: str = "Generation parameters"
     return content, embed
 
 
-async def _delete_button(interaction: discord.Interaction[SDBot], job_id: str) -> None:
+async def _delete_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
     bot = interaction.client
     assert bot.engine is not None and interaction.message is not None
     record = await bot.engine.find_job(job_id=job_id, message_id=interaction.message.id)
@@ -210,14 +210,9 @@ async def rerun_from_reaction(bot: SDBot, payload: discord.RawReactionActionEven
         log.warning("Reroll by reaction on %s failed: %s", payload.message_id, exc)
 
 
-
 # ---------------------------------------------------------------------- /pnginfo and context menus
-MAX_READ = 50 * 1024 * 1024
-
-
 async def pnginfo(interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
     """/pnginfo: the parameters of any PNG (or JPEG/WebP) with WebUI infotext; clear answers otherwise."""
-
     name = escape(image.filename, 80)
     if image.size > MAX_READ:
         await interaction.response.send_message(
@@ -271,26 +266,24 @@ async def _vary_button(interaction: discord.Interaction[SDBot], job_id: str, ind
 
 
 async def _upscale_button(interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
-    from .engine import UpscaleRequest
-
     bot = interaction.client
     engine = bot.engine
     assert engine is not None and interaction.message is not None
     images = _images_only(interaction.message.attachments)
     if index >= len(images):
         raise OptionError([f"This message has no image {index + 1} to upscale."])
-    await interaction.response.defer(thinking=True)
-    data = (await _attachment_loader([images[index]])() or [b""])[0]
-    infotext = await asyncio.to_thread(parameters_or_none, data)
-    if not data or png.image_format(data) is None:
-        raise OptionError(["That image can't be read, so it can't be upscaled."])
+    await engine.check_place(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                             channel_nsfw=is_nsfw(interaction.channel))
     record = await engine.find_job(job_id=job_id, message_id=interaction.message.id)
-    catalogue = await engine.catalogue.get()
-    request = UpscaleRequest(data, infotext, 2.0, catalogue.default_upscaler(),
-                             source_job=record.id if record else None, index=index)
-    await queue_request(bot, request, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+
+    async def prepare() -> UpscaleRequest:
+        await interaction.response.defer(thinking=True)
+        request = await _upscale_request(bot, images[index], "image", 2.0, None)
+        return dataclasses.replace(request, source_job=record.id if record else None, index=index)
+
+    await queue_request(bot, None, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
                         guild_id=interaction.guild_id, interaction=interaction, parent_id=record.id if record else None,
-                        filesize_limit=interaction.filesize_limit)
+                        filesize_limit=interaction.filesize_limit, finalize=prepare)
 
 
 class EditModal(SDModal, title="Edit and run again"):
@@ -352,8 +345,6 @@ def check_declared(attachment: discord.Attachment, option: str, max_bytes: int) 
 async def load_checked(attachment: discord.Attachment, option: str) -> tuple[bytes, tuple[int, int]]:
     """Download the interaction's own attachment and make sure it is a real, whole, sanely sized image
     (pixel count checked from the header before decoding). Raises OptionError."""
-    from .engine import MAX_INPUT_PIXELS
-
     data = await attachment.read()
     try:
         _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
@@ -367,41 +358,42 @@ async def load_checked(attachment: discord.Attachment, option: str) -> tuple[byt
     return data, (width, height)
 
 
+async def _upscale_request(bot: SDBot, image: discord.Attachment, option: str, scale: float,
+                           upscaler: str | None) -> UpscaleRequest:
+    """An upscale of a user's or a result's image: checked like any upload, the result bounded by
+    MAX_UPSCALE_PIXELS, the upscaler resolved against the WebUI's list (default: its best general one)."""
+    engine = bot.engine
+    assert engine is not None
+    data, (width, height) = await load_checked(image, option)
+    out_w, out_h = int(width * scale), int(height * scale)
+    if out_w * out_h > engine.settings.max_upscale_pixels:
+        raise OptionError([f"`scale` {scale:g}x of {width}x{height} makes {out_w}x{out_h} = {out_w * out_h:,} "
+                           f"pixels; the limit is {engine.settings.max_upscale_pixels:,}."])
+    catalogue = await engine.catalogue.get()
+    name = catalogue.default_upscaler()
+    if upscaler:
+        found = catalogue.resolve_upscaler(upscaler) if catalogue.upscalers else upscaler
+        if found is None:
+            raise OptionError([f"`upscaler`: the WebUI has no upscaler called {upscaler[:80]!r}; "
+                               "pick one from the list."])
+        name = found
+    infotext = await asyncio.to_thread(parameters_or_none, data)
+    return UpscaleRequest(data, infotext, float(scale), name)
+
+
 async def upscale_command(interaction: discord.Interaction[SDBot], image: discord.Attachment, scale: float,
                           upscaler: str | None) -> None:
     """/upscale: extra-single-image through the same queue and limits; the result keeps the infotext."""
-    from .engine import UpscaleRequest
-
     bot = interaction.client
-    engine = bot.engine
-    assert engine is not None
-    settings = engine.settings
-    check_declared(image, "image", settings.max_input_image_bytes)
+    assert bot.engine is not None
+    check_declared(image, "image", bot.engine.settings.max_input_image_bytes)
+    await bot.engine.check_place(guild_id=interaction.guild_id, channel_id=interaction.channel_id,
+                                 channel_nsfw=is_nsfw(interaction.channel))
 
     async def prepare() -> UpscaleRequest:
-        data, (width, height) = await load_checked(image, "image")
-        out_w, out_h = int(width * scale), int(height * scale)
-        if out_w * out_h > settings.max_upscale_pixels:
-            raise OptionError([f"`scale` {scale:g}x of {width}x{height} makes {out_w}x{out_h} = {out_w * out_h:,} "
-                               f"pixels; the limit is {settings.max_upscale_pixels:,}."])
-        catalogue = await engine.catalogue.get()
-        name = catalogue.default_upscaler()
-        if upscaler:
-            found = catalogue.resolve_upscaler(upscaler) if catalogue.upscalers else upscaler
-            if found is None:
-                raise OptionError([f"`upscaler`: the WebUI has no upscaler called {upscaler[:80]!r}; "
-                                   "pick one from the list."])
-            name = found
-        infotext = await asyncio.to_thread(parameters_or_none, data)
-        return UpscaleRequest(data, infotext, float(scale), name)
-
-    ticket = engine.scheduler.admit(interaction.user.id)
-    try:
         await interaction.response.defer(thinking=True)
-        request = await prepare()
-    except BaseException:
-        engine.scheduler.release(ticket)
-        raise
-    await queue_request(bot, request, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
+        return await _upscale_request(bot, image, "image", scale, upscaler)
+
+    await queue_request(bot, None, user_id=interaction.user.id, channel_id=interaction.channel_id or 0,
                         guild_id=interaction.guild_id, interaction=interaction,
-                        filesize_limit=interaction.filesize_limit, ticket=ticket)
+                        filesize_limit=interaction.filesize_limit, finalize=prepare)

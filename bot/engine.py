@@ -191,7 +191,7 @@ class DrawEngine:
     def _record(self, job: Job) -> None:
         """Scheduler listener: queue the job's new state for the store (written in order)."""
         now = time.time()
-        if job.state is JobState.QUEUED and job.started is None and job.backend is None and not job.seen:
+        if not job.seen:  # the first state change of a job is its submission
             job.seen = True
             request = job.payload
             if isinstance(request, UpscaleRequest):
@@ -272,10 +272,7 @@ class DrawEngine:
             req.image, resize_mode=0, upscaling_resize=req.scale, upscaler_1=req.upscaler)
         params = await asyncio.to_thread(_params_of, req.infotext)
         seed = int(params["Seed"]) if str(params.get("Seed", "")).isdigit() else None
-        async with self._counter_lock:
-            number = await asyncio.to_thread(self._counter.take, 1)
-        images = await asyncio.to_thread(_prepare_uploads, [(result.image, req.infotext, seed)],
-                                         min(filesize_limit, REQUEST_SIZE_LIMIT), number)
+        images = await self._uploads([(result.image, req.infotext, seed)], filesize_limit)
         size = ""
         if images and png.image_format(images[0].data) == "png":
             w, h = png.png_dimensions(images[0].data)
@@ -304,15 +301,23 @@ class DrawEngine:
                 raise OptionError([f"`preset`: you have no preset called {preset[:50]!r}; `/prefer save` makes one."])
         opts = resolve_options(opts, preset=preset_values, user=prefs.get("defaults"))
         settings = self.settings
-        policy = await self.server_policy(guild_id) if guild_id else None
+        policy = await self.check_place(guild_id=guild_id, channel_id=channel_id, channel_nsfw=channel_nsfw)
         if policy is not None:
-            policy.check_channel(channel_id, channel_nsfw)
             settings = policy.effective(self.settings)
             opts = policy.apply(opts, settings, channel_nsfw)
         built = self.prepare(opts, settings)
         if preset:
             built = dataclasses.replace(built, notes=[f"preset “{preset}”", *built.notes])
         return built
+
+    async def check_place(self, *, guild_id: int | None, channel_id: int | None,
+                          channel_nsfw: bool) -> ServerPolicy | None:
+        """Every job, whatever starts it: raise OptionError where the server doesn't allow images (its
+        channel list, its NSFW policy). Returns the server's policy, if it has one."""
+        policy = await self.server_policy(guild_id) if guild_id else None
+        if policy is not None:
+            policy.check_channel(channel_id, channel_nsfw)
+        return policy
 
     async def finalize(self, built: BuiltPayload) -> BuiltPayload:
         """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
@@ -411,8 +416,9 @@ class DrawEngine:
     async def generate(
         self, built: BuiltPayload, *, filesize_limit: int, client: WebUIClient | None = None
     ) -> Outcome:
-        """Run txt2img on `client` (default: the first backend) and return upload-ready images;
-        raises WebUIError on WebUI failures. Jobs go through the scheduler, which picks the client."""
+        """Run txt2img, or img2img when the request has an input image, on `client` (default: the first
+        backend) and return upload-ready images; raises WebUIError on WebUI failures. Jobs go through
+        the scheduler, which picks the client."""
         started = time.monotonic()
         client = client or self.clients[0]
         if built.init_image is not None:
@@ -452,6 +458,11 @@ class DrawEngine:
             infotext = result.infotexts[i] if i < len(result.infotexts) else None
             seed = result.seeds[k] if k < len(result.seeds) else None
             pairs.append((data, infotext, seed))
+        return await self._uploads(pairs, filesize_limit)
+
+    async def _uploads(self, pairs: list[tuple[bytes, str | None, int | None]], filesize_limit: int) -> list[OutputImage]:
+        """Number the images and make them upload-ready (in a thread): each within its share of the
+        interaction's file limit and of Discord's 25 MiB per message."""
         per_file = min(filesize_limit, REQUEST_SIZE_LIMIT // max(1, len(pairs)))
         async with self._counter_lock:
             first_number = await asyncio.to_thread(self._counter.take, len(pairs))

@@ -11,9 +11,9 @@ from discord.ext import commands
 
 from bot import actions
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
-from bot.delivery import JobMessage, escape
+from bot.delivery import escape
 from bot.discord_bot import EngineCogMixin
-from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
+from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, BuiltPayload, DrawOptions
 from bot.scheduler import JobState
 
 if TYPE_CHECKING:
@@ -82,20 +82,21 @@ class Generate(EngineCogMixin, commands.Cog):
                    "preset": preset}
         # bad options, a channel the server doesn't allow: OptionError -> ephemeral answer, no WebUI call
         built = await engine.prepare_for(opts, **context)
-        ticket = engine.scheduler.admit(interaction.user.id)  # over a limit: Refused -> ephemeral answer
-        try:
+
+        async def finish() -> BuiltPayload:
             await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
+            request = built
             if init_image is not None:  # only the interaction's own attachment; no URLs fetched
                 data, size = await actions.load_checked(init_image, "init_image")
-                opts = dataclasses.replace(opts, init_image=data, init_size=size)
-                built = await engine.prepare_for(opts, **context)
-            built = await engine.finalize(built)  # may ask the WebUI for its lists (cold cache)
-        except BaseException:
-            engine.scheduler.release(ticket)  # never accepted: the user keeps their token
-            raise
-        job = engine.scheduler.submit(ticket, built, channel_id=interaction.channel_id, guild_id=interaction.guild_id,
-                                      filesize_limit=interaction.filesize_limit)
-        await JobMessage(self.bot, job, interaction=interaction).run()
+                request = await engine.prepare_for(dataclasses.replace(opts, init_image=data, init_size=size),
+                                                   **context)
+            return await engine.finalize(request)  # may ask the WebUI for its lists (cold cache)
+
+        # over a limit: Refused -> ephemeral answer, before the defer
+        await actions.queue_request(self.bot, None, user_id=interaction.user.id,
+                                    channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
+                                    interaction=interaction, filesize_limit=interaction.filesize_limit,
+                                    finalize=finish)
 
     @app_commands.command(name="upscale", description="Upscale an image with the WebUI's upscalers")
     @app_commands.describe(image="The image to upscale (its parameters are kept)", scale="Factor, 1-4 (default 2)",

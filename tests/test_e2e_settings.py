@@ -76,11 +76,27 @@ async def test_server_defaults_channels_caps_and_log(env: Any, tmp_path: Path) -
     ix = await draw(fake, fake.alice, channel=art)
     assert not ix.ephemeral and len(demo.received) == before + 1
 
+    # Upscaling is generating too: the same channel rules apply to /upscale and the Upscale button.
+    source = ix.original
+    assert "isn't allowed in this channel" in await say(fake, fake.alice, "upscale", {
+        "image": fake.make_attachment(source.attachments[0].data, "a.png", "image/png")})
+    await say(fake, fake.admin, "settings channels", {"action": "clear"})
+    plain = await draw(fake, fake.alice)
+    await say(fake, fake.admin, "settings channels", {"action": "add", "channel": art})
+    upscale = next(c["custom_id"] for row in plain.original.components for c in row["components"]
+                   if c["custom_id"].startswith("sdcord:upscale:"))
+    click = await fake.click(fake.alice, plain.original, upscale)
+    await click.wait_ack()
+    assert click.ephemeral and "isn't allowed in this channel" in click.original.content
+    assert len(demo.received) == before + 2  # the draw in #art and the unrestricted one; no upscale
+    await say(fake, fake.admin, "settings channels", {"action": "clear"})
+
     await bot.engine.flush()
     store = bot.engine.store
     log = await store.settings_log(fake.guild.id)
     assert [c for _, _, c in log][::-1] == ["sampler=Euler a, steps=30, negative_prefix=watermark", "max_steps=25",
-                                            "channels add #art"]
+                                            "channels add #art", "channels clear", "channels add #art",
+                                            "channels clear"]
     assert all(u == fake.admin.id for u, _, _ in log)
 
 
