@@ -65,7 +65,7 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
         url = await demo_server.start("127.0.0.1", 0)
         settings = dataclasses.replace(settings, webui_url=url, webui_auth=None)
         log.info("Demo WebUI running at %s", url)
-    bot = SDBot(settings, demo=demo_server)
+    bot = SDBot(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

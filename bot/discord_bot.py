@@ -23,11 +23,11 @@ from .config import Settings
 from .engine import DrawEngine
 from .payload import OptionError
 from .scheduler import Refused
+from .views import CancelButton, ResultButton
 from .webui import WebUIError
 
 if TYPE_CHECKING:
     from .delivery import JobMessage
-    from .demo_webui import DemoWebUI
 
 __all__ = ["SDBot", "SDTree", "EngineCogMixin", "SDView", "SDModal", "report_error", "new_error_id", "use_discord_endpoints"]
 
@@ -143,7 +143,7 @@ class EngineCogMixin:
 class SDBot(commands.Bot):
     """Owns the WebUI clients (created in setup_hook, closed in close) and loads the cogs."""
 
-    def __init__(self, settings: Settings, *, demo: DemoWebUI | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # guild and channel caches
         intents.guild_messages = True  # our own message events (cache, deletes)
@@ -156,15 +156,12 @@ class SDBot(commands.Bot):
             help_command=None,
         )
         self.settings = settings
-        self.demo = demo
         self.engine: DrawEngine | None = None
         self.job_messages: set[JobMessage] = set()  # jobs whose Discord message is being kept current
         self._shutdown: asyncio.Future[None] | None = None
         self.synced = False
 
     async def setup_hook(self) -> None:
-        from .views import CancelButton, ResultButton
-
         self.engine = DrawEngine(self.settings)
         await self.engine.start()  # job store, backend workers, and a warm autocomplete cache
         self.add_dynamic_items(CancelButton, ResultButton)
@@ -186,16 +183,11 @@ class SDBot(commands.Bot):
         else:
             digest = hashlib.sha256(json.dumps(self.command_schema(), sort_keys=True).encode()).hexdigest()
             path: Path = self.settings.data_dir / SCHEMA_HASH_FILE
-            try:
-                previous = path.read_text().strip()
-            except FileNotFoundError:
-                previous = ""
-            if previous == digest:
+            if await asyncio.to_thread(_read_or_empty, path) == digest:
                 log.info("Command schema unchanged since the last sync; not syncing")
             else:
                 await self.tree.sync()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(digest)
+                await asyncio.to_thread(_write, path, digest)
                 log.info("Command schema changed; synced commands globally")
         self.synced = True
 
@@ -223,5 +215,15 @@ class SDBot(commands.Bot):
             finally:
                 if self.engine is not None:
                     await self.engine.close()
-                if self.demo is not None:
-                    await self.demo.stop()
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

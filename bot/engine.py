@@ -24,7 +24,7 @@ from .config import Settings
 from .infotext import parse_generation_parameters
 from .params import options_from_infotext
 from .policy import ServerPolicy, resolve_options
-from .payload import BuiltPayload, DrawOptions, OptionError, build_txt2img, options_from_payload
+from .payload import BuiltPayload, DrawOptions, OptionError, build_request, options_from_payload
 from .scheduler import Job, JobState, Scheduler
 from .store import JobRecord, JobStore
 from .webui import GenerationResult, WebUIClient, WebUIError
@@ -285,7 +285,7 @@ class DrawEngine:
     # -- preparing -------------------------------------------------------------------------
     def prepare(self, opts: DrawOptions, settings: Settings | None = None) -> BuiltPayload:
         """Validate with whatever catalogue is cached (no WebUI call); raises OptionError."""
-        return build_txt2img(opts, settings or self.settings, self.catalogue.current)
+        return build_request(opts, settings or self.settings, self.catalogue.current)
 
     async def prepare_for(
         self, opts: DrawOptions, *, user_id: int, guild_id: int | None, channel_id: int | None,
@@ -324,7 +324,7 @@ class DrawEngine:
         if built.names_checked or built.options is None:
             return built
         catalogue: Catalogue = await self.catalogue.get()
-        rebuilt = build_txt2img(built.options, built.settings or self.settings, catalogue)
+        rebuilt = build_request(built.options, built.settings or self.settings, catalogue)
         return dataclasses.replace(rebuilt, notes=[n for n in built.notes if n not in rebuilt.notes] + rebuilt.notes)
 
     async def validate_values(self, values: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
@@ -335,7 +335,7 @@ class DrawEngine:
         except WebUIError:
             catalogue = self.catalogue.current
         opts = DrawOptions("check", **{k: v for k, v in values.items() if k in DRAW_FIELDS})
-        built = build_txt2img(opts, settings or self.settings, catalogue)
+        built = build_request(opts, settings or self.settings, catalogue)
         p = built.payload
         normal = {"model": built.model, "sampler": p["sampler_name"], "scheduler": p["scheduler"],
                   "steps": p["steps"], "width": p["width"], "height": p["height"],

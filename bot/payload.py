@@ -13,7 +13,8 @@ from typing import Any
 from .catalogue import Catalogue
 from .config import ABS_MAX_SIDE, ABS_MIN_SIDE, ProblemsError, Settings
 
-__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_txt2img", "options_from_payload", "MAX_PROMPT_LENGTH", "MAX_SEED"]
+__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_request", "options_from_payload", "fit_size",
+           "MAX_PROMPT_LENGTH", "MAX_SEED"]
 
 MAX_PROMPT_LENGTH = 1500
 MAX_SEED = 4294967295
@@ -59,15 +60,22 @@ class DrawOptions:
 class BuiltPayload:
     payload: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
-    spoiler: bool = False  # post the images as spoilers
-    init_image: bytes | None = field(default=None, repr=False)  # img2img input (base64'd at send time)
+    names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
     options: DrawOptions | None = field(default=None, repr=False)  # the resolved options it was built from
     settings: Settings | None = field(default=None, repr=False)  # the (server-adjusted) settings used
 
     @property
+    def init_image(self) -> bytes | None:
+        """The img2img input (base64'd at send time), or None for txt2img."""
+        return self.options.init_image if self.options else None
+
+    @property
+    def spoiler(self) -> bool:
+        return bool(self.options and self.options.spoiler)
+
+    @property
     def kind(self) -> str:
         return "img2img" if self.init_image is not None else "txt2img"
-    names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
 
     @property
     def title(self) -> str:
@@ -124,8 +132,10 @@ def _name(
     return resolved
 
 
-def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | None = None) -> BuiltPayload:
-    """Validate `opts` and build a txt2img payload. Raises OptionError naming every bad option.
+def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | None = None) -> BuiltPayload:
+    """Validate `opts` and build the WebUI payload (txt2img, or img2img when `opts.init_image` is set:
+    the image itself is added, base64'd in a thread, when the job is sent). Raises OptionError naming
+    every bad option.
 
     With a catalogue, model/sampler/scheduler names are checked and normalised to what the WebUI
     expects (A1111 1.10 silently replaces unknown samplers, so the WebUI won't tell us).
@@ -237,8 +247,7 @@ def build_txt2img(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         # Per request only: never POST /options, which would switch the model for every WebUI user.
         payload["override_settings"] = {"sd_model_checkpoint": model}
         payload["override_settings_restore_afterwards"] = True
-    return BuiltPayload(payload, notes, names_checked=catalogue is not None, spoiler=opts.spoiler,
-                        init_image=opts.init_image, options=opts, settings=settings)
+    return BuiltPayload(payload, notes, names_checked=catalogue is not None, options=opts, settings=settings)
 
 
 def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:

@@ -136,7 +136,6 @@ class _Backend:
     client: WebUIClient
     up: bool = True
     job: Job | None = None
-    failures: int = 0
     last_error: str = ""
     health_task: asyncio.Task[None] | None = None
 
@@ -385,7 +384,6 @@ class Scheduler:
             log.exception("Job %s failed unexpectedly on %s", job.id, backend.name)
             self._fail(job, exc)
         else:
-            backend.failures = 0
             if job.cancel_requested:
                 job._finish(JobState.CANCELLED, self.clock())  # partial result discarded
             else:
@@ -401,8 +399,8 @@ class Scheduler:
         job._finish(JobState.FAILED, self.clock(), error=exc)
 
     def _forget_later(self, job: Job, after: float = 300.0) -> None:
-        """Keep a finished job for /status a while, then drop it (storage is a later concern).
-        Called once for every job that ends, so it also settles the user's fair-queue round."""
+        """Keep a finished job in memory a while (Cancel answers "already ended"), then drop it; the job
+        store keeps the record. Called once for every job that ends, so it also settles the user's round."""
         self._reset_round(job.user_id)
         asyncio.get_running_loop().call_later(after, self.jobs.pop, job.id, None)
 
@@ -429,7 +427,6 @@ class Scheduler:
     # ------------------------------------------------------------------ backend health
     def _mark_down(self, backend: _Backend, exc: WebUIError) -> None:
         backend.up = False
-        backend.failures += 1
         backend.last_error = exc.message
         log.warning("Backend %s is down: %s", backend.name, exc.message)
         if not any(b.up for b in self.backends) and self._all_down_since is None:

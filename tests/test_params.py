@@ -13,7 +13,7 @@ from bot.catalogue import Catalogue
 from bot.config import Settings
 from bot.infotext import create_infotext
 from bot.params import ParamsView, describe, format_draw_command, options_from_infotext
-from bot.payload import DrawOptions, OptionError, build_txt2img
+from bot.payload import DrawOptions, OptionError, build_request
 from bot.png import read_parameters
 
 FIXTURES = Path(os.environ.get("SDCORD_WEBUI_FIXTURES", "/work/shared/reference/webui-fixtures"))
@@ -275,7 +275,7 @@ def test_options_a1111_fixture_and_build_with_the_webuis_lists() -> None:
         seed=1234567890, width=64, height=64, batch=1,
     )
     assert isinstance(opts.cfg_scale, float)
-    built = build_txt2img(opts, SETTINGS, catalogue())
+    built = build_request(opts, SETTINGS, catalogue())
     assert built.payload["sampler_name"] == "Euler a" and built.payload["scheduler"] == "Automatic"
     assert built.payload["seed"] == 1234567890
     assert (built.payload["width"], built.payload["height"]) == (64, 64)
@@ -358,7 +358,7 @@ def test_options_old_sampler_names(sampler: str, version: str | None, expected: 
 
 
 def test_options_old_a1111_builds_against_the_webuis_lists() -> None:
-    built = build_txt2img(options_from_infotext(OLD), SETTINGS, catalogue())
+    built = build_request(options_from_infotext(OLD), SETTINGS, catalogue())
     assert (built.payload["sampler_name"], built.payload["scheduler"]) == ("DPM++ 2M", "Karras")
     assert built.payload["steps"] == 30 and built.payload["cfg_scale"] == 7.0
 
@@ -396,14 +396,14 @@ def test_options_out_of_range_values_are_left_for_the_payload_builder() -> None:
     assert (opts.steps, opts.cfg_scale, opts.seed) == (500, 45.0, 99999999999)
     assert (opts.width, opts.height) == (4096, 4096)
     with pytest.raises(OptionError) as info:
-        build_txt2img(opts, SETTINGS)
+        build_request(opts, SETTINGS)
     refused = [p.split(" ")[0] for p in info.value.problems]
     assert refused == ["`steps`", "`cfg_scale`", "`seed`", "`width`", "`height`"]
 
 
 def test_options_empty_negative_is_explicit_so_the_default_negative_is_not_added() -> None:
     opts = options_from_infotext(FORGE)
-    built = build_txt2img(opts, Settings(discord_token="t", default_negative_prompt="ugly"))
+    built = build_request(opts, Settings(discord_token="t", default_negative_prompt="ugly"))
     assert built.payload["negative_prompt"] == ""
 
 

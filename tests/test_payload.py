@@ -7,7 +7,7 @@ import pytest
 
 from bot.catalogue import Catalogue
 from bot.config import Settings
-from bot.payload import DrawOptions, OptionError, build_txt2img
+from bot.payload import DrawOptions, OptionError, build_request
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "webui-fixtures"
 SETTINGS = Settings(discord_token="t")
@@ -27,12 +27,12 @@ def catalogue() -> Catalogue:
 
 def problems(settings: Settings = SETTINGS, catalogue: Catalogue | None = None, **kw: object) -> list[str]:
     with pytest.raises(OptionError) as info:
-        build_txt2img(DrawOptions(**{"prompt": "a cat", **kw}), settings, catalogue)  # type: ignore[arg-type]
+        build_request(DrawOptions(**{"prompt": "a cat", **kw}), settings, catalogue)  # type: ignore[arg-type]
     return info.value.problems
 
 
 def test_defaults_are_the_documented_ones_not_the_api_defaults() -> None:
-    built = build_txt2img(DrawOptions("a cat"), SETTINGS)
+    built = build_request(DrawOptions("a cat"), SETTINGS)
     assert built.payload == {
         "prompt": "a cat", "negative_prompt": "", "seed": -1, "sampler_name": "DPM++ 2M", "scheduler": "Karras",
         "steps": 20, "cfg_scale": 7.0, "width": 512, "height": 512, "batch_size": 1, "n_iter": 1,
@@ -44,13 +44,13 @@ def test_defaults_are_the_documented_ones_not_the_api_defaults() -> None:
 def test_configured_defaults_are_used() -> None:
     s = Settings(default_steps=30, default_sampler="Euler a", default_scheduler="Automatic", default_width=768,
                  default_height=512, default_negative_prompt="blurry", max_steps=60)
-    p = build_txt2img(DrawOptions("x"), s).payload
+    p = build_request(DrawOptions("x"), s).payload
     assert (p["steps"], p["sampler_name"], p["scheduler"], p["width"], p["height"], p["negative_prompt"]) == (
         30, "Euler a", "Automatic", 768, 512, "blurry")
 
 
 def test_explicit_options_map_to_api_fields() -> None:
-    built = build_txt2img(DrawOptions("  a dog  ", "ugly", "v1-5-pruned-emaonly", "Euler a", "Automatic", 12, 5.5,
+    built = build_request(DrawOptions("  a dog  ", "ugly", "v1-5-pruned-emaonly", "Euler a", "Automatic", 12, 5.5,
                                       42, 640, 384, 3), SETTINGS)
     p = built.payload
     assert set(p) == EXPOSED | {"override_settings", "override_settings_restore_afterwards"}
@@ -89,11 +89,11 @@ def test_all_bad_options_are_reported_together() -> None:
 def test_pixel_limit_counts_width_times_height() -> None:
     got = problems(width=1024, height=1032)
     assert got == ["`width` x `height` is 1024x1032 = 1,056,768 pixels; the limit is 1,048,576 pixels per image."]
-    assert build_txt2img(DrawOptions("x", width=1024, height=1024), SETTINGS).payload["width"] == 1024
+    assert build_request(DrawOptions("x", width=1024, height=1024), SETTINGS).payload["width"] == 1024
 
 
 def test_sizes_are_rounded_to_multiples_of_8_and_the_user_is_told() -> None:
-    built = build_txt2img(DrawOptions("x", width=500, height=515), SETTINGS)
+    built = build_request(DrawOptions("x", width=500, height=515), SETTINGS)
     assert (built.payload["width"], built.payload["height"]) == (504, 512)
     assert built.notes == ["width 500 rounded to 504 (multiples of 8)", "height 515 rounded to 512 (multiples of 8)"]
 
@@ -106,7 +106,7 @@ def test_limits_follow_configuration() -> None:
 
 
 def test_names_are_resolved_against_the_webui_catalogue(catalogue: Catalogue) -> None:
-    built = build_txt2img(DrawOptions("x", model="v1-5-pruned-emaonly.safetensors", sampler="k_euler_a",
+    built = build_request(DrawOptions("x", model="v1-5-pruned-emaonly.safetensors", sampler="k_euler_a",
                                       scheduler="karras"), SETTINGS, catalogue)
     p = built.payload
     assert p["override_settings"]["sd_model_checkpoint"] == "v1-5-pruned-emaonly.safetensors [6ce0161689]"
