@@ -126,7 +126,7 @@ class Generate(EngineCogMixin, commands.Cog):
                     where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
                 else:
                     where = f"queued, position {scheduler.position(job)}"
-                lines.append(f"`{job.id}` {where} — {escape(job.payload.payload.get('prompt', ''), 80)}")
+                lines.append(f"`{job.id}` {where} — {escape(job.payload.title, 80)}")
         else:
             lines.append("You have no jobs waiting or running.")
         await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)

@@ -215,5 +215,14 @@ async def test_status_shows_backends_queue_and_my_jobs(fake_discord: Any, demo_w
         assert ix.ephemeral
         assert "`#1` 🟢 up, busy" in text and "**Queue**: 1 waiting" in text
         assert "queued, position 1 — my queued job" in text and "busy" not in text.split("**Your jobs**")[1]
-        for job in (first, mine):
+        # Any kind of job is listed by what it is, upscales included.
+        await finished(first)
+        upscale = next(c["custom_id"] for row in first.original.components for c in row["components"]
+                       if c["custom_id"].startswith("sdcord:upscale:"))
+        up = await fake.click(fake.alice, first.original, upscale)
+        await up.wait_for(lambda i: i.original is not None and "Upscale 2×" in i.original.content, timeout=10)
+        ix = await fake.invoke(fake.alice, fake.channel, "status", {})
+        await ix.wait_ack()
+        assert "Upscale 2× of image 1" in ix.original.content, ix.original.content
+        for job in (mine, up):
             await finished(job)
