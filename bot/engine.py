@@ -153,7 +153,7 @@ class DrawEngine:
         self._counter = _Counter(settings.data_dir / "image-counter")
         self._counter_lock = asyncio.Lock()
         self.store: JobStore | None = None
-        self._policies: dict[int, ServerPolicy | None] = {}
+        self._policies: dict[int, ServerPolicy] = {}
         self._prefs: dict[int, dict[str, Any]] = {}
         self._writes: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -162,6 +162,9 @@ class DrawEngine:
         """Open the job store, start the backend workers, warm the catalogue."""
         self.store = await JobStore.open(self.settings.data_dir / STORE_FILE)
         await self._close_interrupted_jobs()
+        # Small tables, read on every command: keep them in memory so acknowledging never waits on disk.
+        self._policies = {g: ServerPolicy.from_dict(d) for g, d in (await self.store.all_guild_settings()).items()}
+        self._prefs = await self.store.all_user_prefs()
         self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="job store writer")
         self.scheduler.listeners.append(self._record)
         self.scheduler.start()
@@ -344,10 +347,8 @@ class DrawEngine:
 
     # -- server settings and user preferences (cached; written through to the store) ---------
     async def server_policy(self, guild_id: int) -> ServerPolicy | None:
-        if guild_id not in self._policies:
-            data = await self.store.guild_settings(guild_id) if self.store else {}
-            self._policies[guild_id] = ServerPolicy.from_dict(data) if data else None
-        return self._policies[guild_id]
+        """A server's settings (all loaded at start; written through on change), or None."""
+        return self._policies.get(guild_id)
 
     async def set_server_policy(self, guild_id: int, policy: ServerPolicy, *, by: int, change: str) -> None:
         if self.store is not None:
@@ -356,9 +357,8 @@ class DrawEngine:
         log.info("Server %s settings changed by %s: %s", guild_id, by, change)
 
     async def user_prefs(self, user_id: int) -> dict[str, Any]:
-        if user_id not in self._prefs:
-            self._prefs[user_id] = await self.store.user_prefs(user_id) if self.store else {}
-        return self._prefs[user_id]
+        """A user's defaults and presets (all loaded at start; written through on change)."""
+        return self._prefs.get(user_id, {})
 
     async def set_user_prefs(self, user_id: int, prefs: dict[str, Any]) -> None:
         if self.store is not None:

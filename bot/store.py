@@ -219,3 +219,11 @@ class JobStore:
                 "DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
                 (user_id, orjson.dumps(data).decode(), time.time()))
             await self._db.commit()
+
+    async def all_guild_settings(self) -> dict[int, dict[str, Any]]:
+        async with self._db.execute("SELECT guild_id, data FROM guild_settings") as cur:
+            return {int(r[0]): orjson.loads(r[1]) for r in await cur.fetchall()}
+
+    async def all_user_prefs(self) -> dict[int, dict[str, Any]]:
+        async with self._db.execute("SELECT user_id, data FROM user_prefs") as cur:
+            return {int(r[0]): orjson.loads(r[1]) for r in await cur.fetchall()}
