@@ -397,16 +397,7 @@ def _coerce_v1(kind: str, v: Any) -> Any:
     if kind in ("l", "ls"):
         if not isinstance(v, list):
             raise _Invalid(("value is not a valid list", "type_error.list", None), ("list_type", "Input should be a valid list", None))
-        if kind == "l":
-            return list(v)
-        out = []
-        for i, item in enumerate(v):
-            try:
-                out.append(_coerce_v1("s", item))
-            except _Invalid as exc:
-                exc.loc = (i,)
-                raise
-        return out
+        return list(v) if kind == "l" else _coerce_items(_coerce_v1, v)
     if kind == "d":
         if isinstance(v, dict):
             return v
@@ -416,6 +407,18 @@ def _coerce_v1(kind: str, v: Any) -> Any:
             raise _Invalid(("value is not a valid dict", "type_error.dict", None),
                            ("dict_type", "Input should be a valid dictionary", None)) from None
     raise AssertionError(kind)
+
+
+def _coerce_items(coerce: Any, items: list[Any]) -> list[str]:
+    """A list of strings, each coerced by the dialect's rules; a bad item's index goes in `loc`."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(coerce("s", item))
+        except _Invalid as exc:
+            exc.loc = (i,)
+            raise
+    return out
 
 
 def _V2_INT(v: Any) -> tuple[str, str, None]:
@@ -480,16 +483,7 @@ def _coerce_v2(kind: str, v: Any) -> Any:
     if kind in ("l", "ls"):
         if not isinstance(v, list):
             raise _Invalid(v1_unused, ("list_type", "Input should be a valid list", None))
-        if kind == "l":
-            return list(v)
-        out = []
-        for i, item in enumerate(v):
-            try:
-                out.append(_coerce_v2("s", item))
-            except _Invalid as exc:
-                exc.loc = (i,)
-                raise
-        return out
+        return list(v) if kind == "l" else _coerce_items(_coerce_v2, v)
     if kind == "d":
         if isinstance(v, dict):
             return v
