@@ -36,10 +36,10 @@ from PIL import Image, PngImagePlugin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings  # noqa: E402
-from bot.demo_webui import DemoConfig, DemoWebUI  # noqa: E402
-from bot.engine import SWITCH_INTERVAL, DrawEngine, _prepare_uploads  # noqa: E402
-from bot.payload import BuiltPayload  # noqa: E402
-from bot.webui import WebUIClient, decode_generation_response  # noqa: E402
+from bot.demo import DemoConfig, DemoWebUI  # noqa: E402
+from bot.core.engine import SWITCH_INTERVAL, DrawEngine, _prepare_uploads  # noqa: E402
+from bot.core.payload import BuiltPayload  # noqa: E402
+from bot.webui.client import WebUIClient, decode_generation_response  # noqa: E402
 
 BATCH = 4
 SIDE = 1024

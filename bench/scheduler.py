@@ -39,11 +39,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings  # noqa: E402
-from bot.demo_webui import DemoConfig, DemoWebUI  # noqa: E402
-from bot.engine import DrawEngine, favour_event_loop_latency  # noqa: E402
-from bot.payload import BuiltPayload, DrawOptions  # noqa: E402
-from bot.scheduler import JobState  # noqa: E402
-from bot.webui import WebUIClient  # noqa: E402
+from bot.demo import DemoConfig, DemoWebUI  # noqa: E402
+from bot.core.engine import DrawEngine, favour_event_loop_latency  # noqa: E402
+from bot.core.payload import BuiltPayload, DrawOptions  # noqa: E402
+from bot.core.scheduler import JobState  # noqa: E402
+from bot.webui.client import WebUIClient  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
 from tests.harness import bot_settings, running_bot  # noqa: E402
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from .errors import ConfigError, ProblemsError
+
 __all__ = ["Backend", "ConfigError", "ProblemsError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
 
 T = TypeVar("T")
@@ -24,18 +26,6 @@ ABS_MAX_SIDE = 2048
 ABS_MAX_STEPS = 150
 ABS_MAX_BATCH = 10  # Discord: at most 10 files per message
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-class ProblemsError(ValueError):
-    """Input was refused; `problems` holds one short line per problem, all reported at once."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class ConfigError(ProblemsError):
-    """One or more settings are invalid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +61,7 @@ class Settings:
     backend_wait_limit: float = 600.0  # how long jobs wait when every backend is down
     max_input_image_bytes: int = 10 * 1024 * 1024  # img2img and /upscale attachments
     max_upscale_pixels: int = 4096 * 4096  # width x height of an /upscale result
+    shutdown_grace: float = 30.0  # seconds running jobs get to finish when the bot is asked to stop
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -217,6 +208,13 @@ def _parse_positive_float(value: str) -> float:
     return number
 
 
+def _parse_seconds_or_zero(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 3600:
+        raise ValueError(value)
+    return number
+
+
 def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool = True) -> Settings:
     """Build Settings from `env` (default: os.environ). Raises ConfigError listing every problem."""
     env = os.environ if env is None else env
@@ -237,6 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
                               8192 * 8192)
     wait_limit = r.get("BACKEND_WAIT_LIMIT", d.backend_wait_limit, _parse_positive_float,
                        "a number of seconds above 0")
+    grace = r.get("SHUTDOWN_GRACE", d.shutdown_grace, _parse_seconds_or_zero, "a number of seconds from 0 to 3600")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
     max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
@@ -279,6 +278,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         backend_wait_limit=wait_limit,
         max_input_image_bytes=input_mb * 1024 * 1024,
         max_upscale_pixels=upscale_pixels,
+        shutdown_grace=grace,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )

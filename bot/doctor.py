@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .catalogue import Catalogue
-from .config import ConfigError, Settings, describe, load_settings
-from .webui import WebUIClient, WebUIError
+from bot.core.catalogue import Catalogue
+from .config import Settings, describe, load_settings
+from bot.errors import ConfigError, WebUIError
+from bot.webui.client import WebUIClient
 
 OK, FAIL, WARN = "ok", "FAIL", "warn"
 

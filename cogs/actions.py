@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.actions import REROLL_EMOJI, rerun_from_reaction
+from bot.discord_app.actions import REROLL_EMOJI
 
 if TYPE_CHECKING:
-    from bot.discord_bot import SDBot
+    from bot.discord_app.bot import SDBot
 
 
 class Actions(commands.Cog):
@@ -20,11 +20,11 @@ class Actions(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         me = self.bot.user
-        if me is None or payload.user_id == me.id:  # the bot's own reactions never trigger anything
+        if me is None or payload.user_id == me.id or self.bot.closing_down:  # the bot's own reactions never trigger anything
             return
         if str(payload.emoji) != REROLL_EMOJI or payload.message_author_id != me.id:
             return
-        await rerun_from_reaction(self.bot, payload)
+        await self.bot.actions.reaction(payload)
 
 
 async def setup(bot: SDBot) -> None:

@@ -10,13 +10,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
-from bot.delivery import escape
-from bot.discord_bot import EngineCogMixin
-from bot.payload import OptionError
-from bot.policy import NSFW_MODES, ServerPolicy
+from bot.discord_app.render import escape
+from bot.discord_app.bot import EngineCogMixin
+from bot.errors import OptionError
+from bot.core.policy import NSFW_MODES, ServerPolicy
 
 if TYPE_CHECKING:
-    from bot.discord_bot import SDBot
+    from bot.discord_app.bot import SDBot
 
 
 def describe_policy(policy: ServerPolicy, settings: Any) -> str:
@@ -50,11 +50,11 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         return True
 
     async def _policy(self, guild_id: int) -> ServerPolicy:
-        return await self.engine.server_policy(guild_id) or ServerPolicy()
+        return await self.engine.prefs.server_policy(guild_id) or ServerPolicy()
 
     async def _save(self, interaction: discord.Interaction[SDBot], policy: ServerPolicy, change: str) -> None:
         assert interaction.guild_id is not None
-        await self.engine.set_server_policy(interaction.guild_id, policy, by=interaction.user.id, change=change)
+        await self.engine.prefs.set_server_policy(interaction.guild_id, policy, by=interaction.user.id, change=change)
         text = f"Saved: {escape(change, 300)}\n\n{describe_policy(policy, self.engine.settings)}"
         if interaction.response.is_done():
             await interaction.followup.send(text[:2000], ephemeral=True)
@@ -82,7 +82,7 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         given = {k: v for k, v in {"model": model, "sampler": sampler, "scheduler": scheduler, "steps": steps,
                                    "width": width, "height": height}.items() if v is not None}
         defaults = {} if clear else {**policy.defaults, **given}
-        checked = await self.engine.validate_values(defaults, policy.effective(self.engine.settings))
+        checked = await self.engine.preparer.validate_values(defaults, policy.effective(self.engine.settings))
         new = dataclasses.replace(policy, defaults=checked,
                                   negative_prefix=policy.negative_prefix if negative_prefix is None else negative_prefix)
         changed = {**{k: checked[k] for k in given}, "negative_prefix": negative_prefix}

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
-from bot.delivery import escape
-from bot.discord_bot import EngineCogMixin
-from bot.payload import MAX_PROMPT_LENGTH, MAX_SEED, BuiltPayload, DrawOptions
-from bot.scheduler import JobState
+from bot.core.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
+from bot.discord_app.bot import EngineCogMixin
+from bot.discord_app.render import status_text
 
 if TYPE_CHECKING:
-    from bot.catalogue import Kind
-    from bot.discord_bot import SDBot
+    from bot.discord_app.bot import SDBot
 
 
 class Generate(EngineCogMixin, commands.Cog):
@@ -71,39 +67,17 @@ class Generate(EngineCogMixin, commands.Cog):
         strength: app_commands.Range[float, 0.0, 1.0] | None = None,
         preset: str | None = None,
     ) -> None:
-        engine = self.engine
-        if init_image is not None:  # declared size and type, before downloading anything
-            actions.check_declared(init_image, "init_image", engine.settings.max_input_image_bytes)
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
                            width, height, batch, style=style, lora=lora, lora_weight=lora_weight, hires=hires,
-                           spoiler=spoiler, init_image=b"" if init_image else None, strength=strength)
-        context = {"user_id": interaction.user.id, "guild_id": interaction.guild_id,
-                   "channel_id": interaction.channel_id, "channel_nsfw": actions.is_nsfw(interaction.channel),
-                   "preset": preset}
-        # bad options, a channel the server doesn't allow: OptionError -> ephemeral answer, no WebUI call
-        built = await engine.prepare_for(opts, **context)
-
-        async def finish() -> BuiltPayload:
-            await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
-            request = built
-            if init_image is not None:  # only the interaction's own attachment; no URLs fetched
-                data, size = await actions.load_checked(init_image, "init_image")
-                request = await engine.prepare_for(dataclasses.replace(opts, init_image=data, init_size=size),
-                                                   **context)
-            return await engine.finalize(request)  # may ask the WebUI for its lists (cold cache)
-
-        # over a limit: Refused -> ephemeral answer, before the defer
-        await actions.queue_request(self.bot, None, user_id=interaction.user.id,
-                                    channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
-                                    interaction=interaction, filesize_limit=interaction.filesize_limit,
-                                    finalize=finish)
+                           spoiler=spoiler, strength=strength)
+        await self.bot.actions.draw(interaction, opts, init_image=init_image, preset=preset)
 
     @app_commands.command(name="upscale", description="Upscale an image with the WebUI's upscalers")
     @app_commands.describe(image="The image to upscale (its parameters are kept)", scale="Factor, 1-4 (default 2)",
                            upscaler="Upscaler to use (default: the WebUI's best general one)")
     async def upscale(self, interaction: discord.Interaction[SDBot], image: discord.Attachment,
                       scale: app_commands.Range[float, 1.0, 4.0] = 2.0, upscaler: str | None = None) -> None:
-        await actions.upscale_command(interaction, image, scale, upscaler)
+        await self.bot.actions.upscale(interaction, image, scale, upscaler)
 
     @upscale.autocomplete("upscaler")
     async def _upscaler_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
@@ -111,26 +85,10 @@ class Generate(EngineCogMixin, commands.Cog):
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:
-        scheduler = self.engine.scheduler
-        lines = ["**Backends**"]
-        for i, b in enumerate(scheduler.backend_status(), 1):
-            state = ("🟢 up, busy" if b.busy else "🟢 up, idle") if b.up else f"🔴 down — {b.last_error}"
-            lines.append(f"`#{i}` {state}")
-        queued = scheduler.queued
-        lines.append(f"**Queue**: {len(queued)} waiting")
-        mine = scheduler.user_jobs(interaction.user.id)
-        if mine:
-            lines.append("**Your jobs**")
-            for job in mine:
-                if job.state is JobState.RUNNING:
-                    where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
-                else:
-                    where = f"queued, position {scheduler.position(job)}"
-                lines.append(f"`{job.id}` {where} — {escape(job.payload.title, 80)}")
-        else:
-            lines.append("You have no jobs waiting or running.")
-        await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
-
+        engine = self.engine
+        mine = [(job, engine.position(job)) for job in engine.user_jobs(interaction.user.id)]
+        text = status_text(engine.backend_status(), engine.queue_length(), mine)
+        await interaction.response.send_message(text, ephemeral=True)
 
     @draw.autocomplete("model")
     async def _model_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
@@ -150,7 +108,7 @@ class Generate(EngineCogMixin, commands.Cog):
 
     @draw.autocomplete("preset")
     async def _preset_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        prefs = await self.engine.user_prefs(interaction.user.id)
+        prefs = await self.engine.prefs.user_prefs(interaction.user.id)
         names = [n for n in sorted(prefs.get("presets", {})) if current.casefold() in n.casefold()]
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 

@@ -8,18 +8,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import actions
 
 if TYPE_CHECKING:
-    from bot.discord_bot import SDBot
+    from bot.discord_app.bot import SDBot
 
 
 class Info(commands.Cog):
     def __init__(self, bot: SDBot) -> None:
         self.bot = bot
         self.menus = [
-            app_commands.ContextMenu(name="Show parameters", callback=actions.show_parameters),
-            app_commands.ContextMenu(name="Reroll", callback=actions.reroll_message),
+            app_commands.ContextMenu(name="Show parameters", callback=bot.actions.show_parameters),
+            app_commands.ContextMenu(name="Reroll", callback=bot.actions.reroll_message),
         ]
 
     async def cog_load(self) -> None:
@@ -33,7 +32,7 @@ class Info(commands.Cog):
     @app_commands.command(name="pnginfo", description="Show the generation parameters stored in an image")
     @app_commands.describe(image="A PNG made by a Stable Diffusion WebUI (A1111, Forge, SD.Next)")
     async def pnginfo(self, interaction: discord.Interaction[SDBot], image: discord.Attachment) -> None:
-        await actions.pnginfo(interaction, image)
+        await self.bot.actions.pnginfo(interaction, image)
 
 
 async def setup(bot: SDBot) -> None:

@@ -9,13 +9,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
-from bot.delivery import escape
-from bot.discord_bot import EngineCogMixin
-from bot.payload import MAX_PROMPT_LENGTH, OptionError
-from bot.policy import MAX_PRESETS, clean_prefs
+from bot.discord_app.render import escape
+from bot.discord_app.bot import EngineCogMixin
+from bot.core.payload import MAX_PROMPT_LENGTH
+from bot.errors import OptionError
+from bot.core.policy import MAX_PRESETS, clean_prefs
 
 if TYPE_CHECKING:
-    from bot.discord_bot import SDBot
+    from bot.discord_app.bot import SDBot
 
 PRESET_NAME = app_commands.Range[str, 1, 32]
 
@@ -32,11 +33,11 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
 
 
     async def _checked(self, values: dict[str, Any]) -> dict[str, Any]:
-        return clean_prefs(await self.engine.validate_values(clean_prefs(values)))
+        return clean_prefs(await self.engine.preparer.validate_values(clean_prefs(values)))
 
     @app_commands.command(name="show", description="Show your defaults and presets")
     async def show(self, interaction: discord.Interaction[SDBot]) -> None:
-        prefs = await self.engine.user_prefs(interaction.user.id)
+        prefs = await self.engine.prefs.user_prefs(interaction.user.id)
         lines = [f"**Your defaults**: {describe_values(prefs.get('defaults', {}))}"]
         for name, values in sorted(prefs.get("presets", {}).items()):
             lines.append(f"**{escape(name, 32)}**: {describe_values(values)}")
@@ -55,11 +56,11 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
         model: str | None = None, clear: bool = False,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # names are checked with the WebUI
-        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        prefs = dict(await self.engine.prefs.user_prefs(interaction.user.id))
         given = {"negative_prompt": negative_prompt, "width": width, "height": height, "sampler": sampler,
                  "steps": steps, "model": model}
         prefs["defaults"] = {} if clear else await self._checked({**prefs.get("defaults", {}), **clean_prefs(given)})
-        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
         await interaction.followup.send(f"Your defaults: {describe_values(prefs['defaults'])}", ephemeral=True)
 
     @app_commands.command(name="save", description="Save a named preset for /draw preset:")
@@ -75,7 +76,7 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
         if not values:
             raise OptionError(["A preset needs at least one option (negative_prompt, width, height, sampler, "
                                "steps or model)."])
-        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        prefs = dict(await self.engine.prefs.user_prefs(interaction.user.id))
         presets = dict(prefs.get("presets", {}))
         name = name.strip()
         if name not in presets and len(presets) >= MAX_PRESETS:
@@ -84,23 +85,23 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
         await interaction.response.defer(ephemeral=True, thinking=True)
         presets[name] = await self._checked(values)
         prefs["presets"] = presets
-        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
         await interaction.followup.send(f"Preset **{escape(name, 32)}** saved: {describe_values(presets[name])}. "
                                         f"Use it with `/draw preset:{name}`.", ephemeral=True)
 
     @app_commands.command(name="delete", description="Delete one of your presets")
     async def delete(self, interaction: discord.Interaction[SDBot], name: PRESET_NAME) -> None:
-        prefs = dict(await self.engine.user_prefs(interaction.user.id))
+        prefs = dict(await self.engine.prefs.user_prefs(interaction.user.id))
         presets = dict(prefs.get("presets", {}))
         if presets.pop(name, None) is None:
             raise OptionError([f"`name`: you have no preset called {name[:32]!r}."])
         prefs["presets"] = presets
-        await self.engine.set_user_prefs(interaction.user.id, prefs)
+        await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
         await interaction.response.send_message(f"Preset **{escape(name, 32)}** deleted.", ephemeral=True)
 
     @delete.autocomplete("name")
     async def _preset_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
-        prefs = await self.engine.user_prefs(interaction.user.id)
+        prefs = await self.engine.prefs.user_prefs(interaction.user.id)
         names = [n for n in sorted(prefs.get("presets", {})) if current.casefold() in n.casefold()]
         return [app_commands.Choice(name=n, value=n) for n in names[:25]]
 

@@ -1,0 +1,192 @@
+"""The job store as the source of truth of the queue. No Discord imports.
+
+* `add`: a new job is committed before anyone is told it is queued.
+* `on_change`: every state change the scheduler reports is written in order (not awaited).
+* `save_outcome`: a finished job's images go to the data dir and its outcome to the store before the
+  job counts as done, so a restart between "done" and "posted" posts it instead of running it again.
+* `delivered`: the user has seen the job's end; its token is forgotten and its result files dropped.
+* `restore`: at start, every job not yet delivered comes back: queued ones in their fair order, a
+  running one queued first and marked as resumed (A1111 can't tell us whether it finished), ended
+  ones ready to be delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.errors import JobFailed, JobInterrupted, WebUIError
+
+from .files import DataFiles
+from .generate import Outcome
+from .jobs import Job, JobState, Origin, request_from_record
+from .store import JobRecord, JobStore, StoreWriter
+
+__all__ = ["MAX_ATTEMPTS", "JobBook"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more; interrupted again, it fails clearly
+
+
+class JobBook:
+    def __init__(self, store: JobStore, files: DataFiles, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.files = files
+        self.writer = StoreWriter(store)
+        self.clock = clock
+        self._outcomes: dict[str, dict[str, Any]] = {}  # restored, not yet delivered results (no bytes)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    async def close(self) -> None:
+        await self.writer.close()
+
+    # ------------------------------------------------------------------ writing
+    async def add(self, job: Job) -> BaseException | None:
+        """Commit a new job. Returns None, IdTaken (pick another id), or the storage error."""
+        request = job.request
+        record = JobRecord(
+            id=job.id, kind=request.kind, user_id=job.user_id, payload=request.record(), status="queued",
+            created_at=time.time(), guild_id=job.origin.guild_id, channel_id=job.origin.channel_id,
+            parent_id=job.origin.parent_id, origin=job.origin.to_dict(),
+            extra={"notes": list(request.notes), "spoiler": request.spoiler}, round=job.round, seq=job.seq,
+        )
+        return await self.writer.add(record)
+
+    def on_change(self, job: Job) -> None:
+        """Scheduler listener: write the job's new state (in order, not awaited)."""
+        changes: dict[str, Any] = {"status": job.state.value, "backend": job.backend, "attempts": job.attempts}
+        if job.state is JobState.RUNNING:
+            changes["started_at"] = time.time()
+        elif job.is_final:
+            changes["finished_at"] = time.time()
+            if isinstance(job.result, Outcome):
+                changes["seeds"] = job.result.seeds
+                changes["infotexts"] = [img.infotext or "" for img in job.result.images]
+            if job.error is not None:
+                changes["error"] = getattr(job.error, "message", None) or repr(job.error)
+        self.writer.update(job.id, **changes)
+
+    async def save_outcome(self, job: Job, outcome: Outcome) -> None:
+        """Keep the images and the outcome before the job counts as done."""
+        try:
+            await asyncio.to_thread(self.files.save_results, job.id,
+                                    [(img.filename, img.data) for img in outcome.images])
+        except (OSError, ValueError):
+            log.exception("Job %s: could not keep its images for delivery after a restart", job.id)
+            return
+        error = await self.writer.update(job.id, outcome=outcome.record())
+        if error is not None:
+            log.error("Job %s: could not record its outcome: %r", job.id, error)
+
+    def note_message(self, job: Job, message_id: int) -> None:
+        job.message_id = message_id
+        self.writer.update(job.id, message_id=message_id)
+
+    async def settled(self, job: Job) -> None:
+        """Wait until what is known of `job` (its end included) is committed."""
+        await self.writer.settled(job.id)
+
+    async def delivered(self, job: Job, *, result_message_id: int | None = None, problem: str | None = None) -> None:
+        """The user has seen the job's end (or it could not be shown: `problem`)."""
+        changes: dict[str, Any] = {"delivered_at": time.time(), "origin": job.origin.without_token().to_dict()}
+        if result_message_id is not None:
+            changes["result_message_id"] = result_message_id
+        if problem:
+            changes["delivery_error"] = problem[:500]
+        await self.writer.update(job.id, **changes)
+        self._outcomes.pop(job.id, None)
+        await asyncio.to_thread(self.files.drop_results, job.id)
+        job.result = None  # the images live in Discord now; don't keep their bytes
+        job.progress = None
+
+    async def outcome(self, job: Job) -> Outcome | None:
+        """A finished job's outcome, from memory or (after a restart) from the data dir."""
+        if isinstance(job.result, Outcome):
+            return job.result
+        data = self._outcomes.get(job.id)
+        if data is None:
+            return None
+        names = [entry["filename"] for entry in data.get("images") or []]
+        blobs = [await asyncio.to_thread(self.files.load_result, job.id, n) for n in names]
+        if any(b is None for b in blobs):
+            return None
+        return Outcome.from_record(data, [b for b in blobs if b is not None])
+
+    async def flush(self) -> None:
+        await self.writer.flush()
+
+    # ------------------------------------------------------------------ restoring
+    async def restore(self) -> tuple[list[Job], int, set[str]]:
+        """Rebuild every undelivered job. Returns (jobs, the highest seq, backends that were running one)."""
+        records = await self.store.undelivered()
+        jobs: list[Job] = []
+        busy: set[str] = set()
+        last_seq = 0
+        with_results: set[str] = set()
+        for record in records:
+            last_seq = max(last_seq, record.seq)
+            try:
+                job = self._rebuild(record)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("Job %s can't be restored (%r); marking it failed", record.id, exc)
+                await self.writer.update(record.id, status="failed", finished_at=time.time(),
+                                         error="The job's record was damaged.", delivered_at=time.time(),
+                                         delivery_error=f"unrestorable: {exc!r}"[:500])
+                continue
+            if record.status == "running" and record.backend:
+                busy.add(record.backend)
+            if record.status == "done":
+                outcome = record.outcome or {}
+                names = [str(e.get("filename")) for e in outcome.get("images") or []]
+                present = bool(names)
+                for name in names:
+                    present = present and await asyncio.to_thread(self.files.has_result, record.id, name)
+                if present:
+                    self._outcomes[record.id] = outcome
+                    with_results.add(record.id)
+                    job.finish(JobState.DONE, self.clock())
+                else:  # done, but its images are gone: run it again rather than lose it
+                    log.warning("Job %s finished before the restart but its images are gone; running it again",
+                                record.id)
+                    job.state, job.resumed, job.front = JobState.QUEUED, True, True
+                    self.writer.update(job.id, status="queued")
+            jobs.append(job)
+        for job_id in await asyncio.to_thread(self.files.result_jobs):
+            if job_id not in with_results:
+                await asyncio.to_thread(self.files.drop_results, job_id)  # delivered, or left by a crash
+        return jobs, last_seq, busy
+
+    def _rebuild(self, record: JobRecord) -> Job:
+        origin = Origin.from_dict(record.origin)
+        request = request_from_record(record.kind, record.payload, record.extra or {})
+        job = Job(record.id, origin, request, record.seq, record.round, self.clock(), attempts=record.attempts,
+                  message_id=record.message_id, backend=record.backend)
+        status = record.status
+        if status == "queued":
+            job.backend = None
+        elif status == "running":
+            job.backend = None
+            if record.attempts >= MAX_ATTEMPTS:
+                error = JobInterrupted(
+                    f"The bot restarted {record.attempts} times while this job ran, so it was stopped "
+                    "(it may be too heavy for the WebUI).")
+                job.finish(JobState.FAILED, self.clock(), error=error)
+                self.writer.update(job.id, status="failed", finished_at=time.time(), error=error.message)
+            else:
+                job.resumed = job.front = True
+                self.writer.update(job.id, status="queued", backend=None)
+        elif status in ("failed", "cancelled"):
+            error = None
+            if status == "failed":
+                text = record.error or "The job failed."
+                error = WebUIError(text) if text.startswith("The WebUI") else JobFailed(text)
+            job.finish(JobState(status), self.clock(), error=error)
+        elif status != "done":  # "done" is settled by `restore`, which checks the images are there
+            raise ValueError(f"unknown status {status!r}")
+        return job

@@ -1,0 +1,231 @@
+"""The engine: the small facade the Discord side calls. No Discord imports.
+
+It wires the collaborators together and adds nothing of its own beyond the job life cycle:
+
+    preparer   options -> a checked request in its context (server rules, presets, reruns)
+    scheduler  admission, the fair queue and the backend pool
+    book       the job store as the source of truth (written before a user is told, read back at start)
+    generator  one job on one backend -> upload-ready images
+    prefs      server settings and user preferences
+    catalogue  what the WebUIs offer (autocomplete, name checks)
+
+The Discord side: `admit` (a refusal costs nothing), `submit` (durable before it returns), then it
+renders the `Job` it got back and reports `note_message` / `delivered`. At start `restored` lists the
+jobs whose messages must be brought up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bot.config import Settings
+from bot.errors import StorageError
+from bot.webui.client import WebUIClient
+
+from .book import JobBook
+from .catalogue import CatalogueCache
+from .files import DataFiles
+from .generate import Generator, Outcome
+from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
+from .payload import BuiltPayload
+from .policy import Preferences
+from .prepare import Preparer, UpscaleInput
+from .scheduler import BackendStatus, Scheduler
+from .store import IdTaken, JobRecord, JobStore
+
+__all__ = ["STORE_FILE", "Engine"]
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "sdcord.db"
+
+
+class Engine:
+    def __init__(self, settings: Settings, clients: list[WebUIClient] | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, retention: float | None = None) -> None:
+        self.settings = settings
+        self.clients = clients if clients is not None else [
+            WebUIClient(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}")
+            for i, b in enumerate(settings.backends)
+        ]
+        self.clock = clock
+        self.catalogue = CatalogueCache(self.clients)
+        self.files = DataFiles(settings.data_dir)
+        self.generator = Generator(self.files)
+        self.prefs = Preferences()
+        rate, per = settings.rate_limit
+        extra = {"retention": retention} if retention is not None else {}
+        self.scheduler = Scheduler(
+            self.clients, self._run_job, rate=rate, per=per, clock=clock,
+            max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit, **extra,
+        )
+        self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
+        self._book: JobBook | None = None
+        self.restored: list[Job] = []  # undelivered jobs found at start
+
+    @property
+    def book(self) -> JobBook:
+        if self._book is None:
+            raise RuntimeError("the engine is not started")
+        return self._book
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Open the job store, rebuild the queue from it, start the backend workers, warm the catalogue."""
+        store = await JobStore.open(self.settings.data_dir / STORE_FILE)
+        self._book = JobBook(store, self.files, clock=self.clock)
+        self._book.start()
+        await self.prefs.load(store)
+        jobs, last_seq, busy = await self._book.restore()
+        for job in jobs:
+            self.scheduler.restore(job)
+        self.scheduler.restored(last_seq, busy)
+        self.restored = jobs
+        if jobs:
+            waiting = sum(1 for j in jobs if not j.is_final)
+            log.info("Restored %d job(s) from the store: %d to run, %d to deliver", len(jobs), waiting,
+                     len(jobs) - waiting)
+        self.scheduler.listeners.append(self._book.on_change)
+        self.scheduler.start()
+        self.catalogue.refresh()
+
+    def pause(self) -> None:
+        """Shutting down: take no new jobs, start no waiting ones (they stay queued for the next start)."""
+        self.scheduler.pause()
+
+    async def wait_running(self, timeout: float) -> bool:
+        """Give running jobs up to `timeout` seconds to finish. True when none is left running."""
+        running = [asyncio.ensure_future(j.wait_done()) for j in self.scheduler.running()]
+        if not running:
+            return True
+        done, pending = await asyncio.wait(running, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        return not pending
+
+    async def stop(self) -> None:
+        """End the workers; a job still running stays in the store as running, to run again at the next start."""
+        await self.scheduler.stop()
+
+    async def close(self) -> None:
+        """Stop the workers, commit every pending change, close the store and the clients. Idempotent."""
+        await self.scheduler.stop()
+        await self.catalogue.close()
+        book, self._book = self._book, None
+        if book is not None:
+            await book.close()
+            await book.store.close()
+        await asyncio.gather(*(c.close() for c in self.clients))
+
+    async def flush(self) -> None:
+        """Wait until every job change so far is committed."""
+        if self._book is not None:
+            await self._book.flush()
+
+    # ------------------------------------------------------------------ jobs
+    def admit(self, user_id: int) -> Ticket:
+        """Reserve a slot (rate limit, queue cap) or raise Refused. Costs nothing."""
+        return self.scheduler.admit(user_id)
+
+    def release(self, ticket: Ticket) -> None:
+        self.scheduler.release(ticket)
+
+    async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput, origin: Origin) -> Job:
+        """Store the job (committed before this returns), then queue it. Raises StorageError when the
+        store can't keep it; the ticket is given back then."""
+        try:
+            stored = await self._stored_request(request)
+            job = self.scheduler.new_job(ticket, stored, origin)
+        except BaseException:
+            self.scheduler.release(ticket)
+            raise
+        problem: BaseException | None = None
+        for _ in range(5):
+            problem = await self.book.add(job)
+            if not isinstance(problem, IdTaken):
+                break
+            self.scheduler.renumber(job)
+        if problem is not None:
+            self.scheduler.discard(job)
+            self.scheduler.limiter.refund(job.user_id)
+            log.error("Job for user %s could not be stored: %r", origin.user_id, problem)
+            raise StorageError("sdcord could not save your job (its database failed), so it was not queued. "
+                               "Please try again.", detail=repr(problem))
+        self.scheduler.enqueue(job)
+        return job
+
+    async def _stored_request(self, request: BuiltPayload | UpscaleInput) -> DrawRequest | UpscaleRequest:
+        """The request as it is kept: input images go to the data dir by content."""
+        if isinstance(request, UpscaleInput):
+            digest = await asyncio.to_thread(self.files.save_input, request.image)
+            return UpscaleRequest(digest, request.infotext, request.scale, request.upscaler,
+                                  request.source_job, request.index)
+        digest = None
+        if request.init_image is not None:
+            digest = await asyncio.to_thread(self.files.save_input, request.init_image)
+        return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest)
+
+    async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
+        request, limit = job.request, job.origin.filesize_limit
+        if isinstance(request, UpscaleRequest):
+            outcome = await self.generator.upscale(request, client, filesize_limit=limit)
+        else:
+            outcome = await self.generator.generate(request, client, filesize_limit=limit)
+        await self.book.save_outcome(job, outcome)
+        return outcome
+
+    def job(self, job_id: str) -> Job | None:
+        return self.scheduler.get(job_id)
+
+    async def cancel(self, job: Job, by: int | None = None) -> bool:
+        return await self.scheduler.cancel(job, by=by)
+
+    # ------------------------------------------------------------------ what job messages and /status show
+    def position(self, job: Job) -> int | None:
+        return self.scheduler.position(job)
+
+    def queue_length(self) -> int:
+        return len(self.scheduler.queue)
+
+    def estimate_start(self, job: Job) -> float:
+        return self.scheduler.estimate_start(job)
+
+    def backend_status(self) -> list[BackendStatus]:
+        return self.scheduler.backend_status()
+
+    def user_jobs(self, user_id: int) -> list[Job]:
+        return self.scheduler.user_jobs(user_id)
+
+    # ------------------------------------------------------------------ delivery bookkeeping
+    def note_message(self, job: Job, message_id: int) -> None:
+        """The job's own message is known (for actions on it, and to edit it after a restart)."""
+        if job.message_id != message_id:
+            self.book.note_message(job, message_id)
+
+    async def outcome(self, job: Job) -> Outcome | None:
+        """A finished job's images and summary (from the data dir after a restart)."""
+        if job.state is not JobState.DONE:
+            return None
+        await self.book.settled(job)
+        return await self.book.outcome(job)
+
+    async def settled(self, job: Job) -> None:
+        """Wait until the job's end is committed: deliver nothing the store doesn't know yet."""
+        await self.book.settled(job)
+
+    async def delivered(self, job: Job, *, result_message_id: int | None = None, problem: str | None = None) -> None:
+        """The user has seen the job's end (or it could not be shown: `problem`)."""
+        await self.book.delivered(job, result_message_id=result_message_id, problem=problem)
+
+    async def find_job(self, *, job_id: str | None = None, message_id: int | None = None) -> JobRecord | None:
+        """A stored job by id, else by its (job or result) message."""
+        if self._book is None:
+            return None
+        store = self._book.store
+        record = await store.get(job_id) if job_id else None
+        if record is None and message_id is not None:
+            record = await store.by_message(message_id)
+        return record

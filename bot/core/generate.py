@@ -1,0 +1,216 @@
+"""Running one job on one backend: request -> WebUI -> upload-ready images with their infotext.
+No Discord imports.
+
+The WebUI's PNG bytes pass through untouched (its own `parameters` chunk wins); Pillow runs only
+when an image must be re-encoded to fit the upload limit, in a worker thread, like every other byte
+crunching step here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.errors import JobInterrupted
+from bot.images import png
+from bot.images.infotext import parse_generation_parameters
+from bot.webui.client import GenerationResult, WebUIClient
+
+from .files import DataFiles
+from .jobs import DrawRequest, UpscaleRequest
+
+__all__ = [
+    "MAX_INPUT_PIXELS", "REQUEST_SIZE_LIMIT", "SWITCH_INTERVAL", "Generator", "Outcome", "OutputImage",
+    "favour_event_loop_latency", "parameters_or_none", "prepare_uploads",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_PIXELS = 25_000_000  # user images bigger than this are refused before decoding
+
+# How often (seconds) a thread holding the GIL must let another thread run. Python's default 5 ms
+# means the event loop can wait 5 ms or more each time a worker thread decodes or encodes images;
+# 1 ms keeps every stall short at a negligible cost in thread throughput (bench/overhead.py).
+SWITCH_INTERVAL = 0.001
+
+# Discord: "The maximum request size when sending a message is 25 MiB" (all files together).
+REQUEST_SIZE_LIMIT = 25 * 1024 * 1024
+
+
+def favour_event_loop_latency() -> None:
+    """Let the event loop thread take the GIL back quickly from image-processing threads."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputImage:
+    filename: str
+    data: bytes = field(repr=False)
+    infotext: str | None
+    seed: int | None
+    note: str | None = None  # set when the image had to be re-encoded to fit the upload limit
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    images: list[OutputImage]
+    prompt: str
+    seeds: list[int]
+    steps: int | None
+    sampler: str | None
+    scheduler: str | None
+    model: str | None
+    elapsed: float
+    notes: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """What the job store keeps (the images themselves go to the data dir until delivered)."""
+        return {
+            "images": [{"filename": i.filename, "infotext": i.infotext, "seed": i.seed, "note": i.note}
+                       for i in self.images],
+            "prompt": self.prompt, "seeds": self.seeds, "steps": self.steps, "sampler": self.sampler,
+            "scheduler": self.scheduler, "model": self.model, "elapsed": self.elapsed, "notes": self.notes,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any], images: list[bytes]) -> Outcome:
+        entries = data.get("images") or []
+        return cls(
+            images=[OutputImage(e["filename"], b, e.get("infotext"), e.get("seed"), e.get("note"))
+                    for e, b in zip(entries, images, strict=True)],
+            prompt=str(data.get("prompt", "")), seeds=list(data.get("seeds") or []), steps=data.get("steps"),
+            sampler=data.get("sampler"), scheduler=data.get("scheduler"), model=data.get("model"),
+            elapsed=float(data.get("elapsed") or 0.0), notes=list(data.get("notes") or []),
+        )
+
+
+def parameters_or_none(data: bytes) -> str | None:
+    """An image's WebUI parameters, or None (also for anything that isn't a readable image)."""
+    try:
+        return png.read_parameters(data)
+    except png.ImageDataError:
+        return None
+
+
+def _params_of(infotext: str | None) -> dict[str, Any]:
+    return parse_generation_parameters(infotext) if infotext else {}
+
+
+class Generator:
+    """Runs requests on a WebUI client and numbers and fits the images."""
+
+    def __init__(self, files: DataFiles) -> None:
+        self.files = files
+        self._counter_lock = asyncio.Lock()
+
+    async def _input(self, digest: str) -> bytes:
+        data = await asyncio.to_thread(self.files.load_input, digest)
+        if data is None:
+            raise JobInterrupted("The input image of this job is no longer stored, so it can't run.")
+        return data
+
+    async def generate(self, request: DrawRequest, client: WebUIClient, *, filesize_limit: int,
+                       init_image: bytes | None = None) -> Outcome:
+        """Run txt2img, or img2img when the request has an input image, and return upload-ready
+        images; raises WebUIError on WebUI failures."""
+        started = time.monotonic()
+        if request.init_image is not None:
+            data = init_image if init_image is not None else await self._input(request.init_image)
+            encoded = await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
+            result = await client.img2img({**request.payload, "init_images": [encoded]})
+            del encoded
+        else:
+            result = await client.txt2img(request.payload)
+        images = await self._finish_images(result, request, filesize_limit)
+        first = images[0].infotext if images else None
+        params = await asyncio.to_thread(_params_of, first)
+        info = result.info
+        sampler = info.get("sampler_name") or params.get("Sampler") or request.payload.get("sampler_name")
+        scheduler = params.get("Schedule type") or request.payload.get("scheduler")
+        model = info.get("sd_model_name") or params.get("Model") or request.model
+        return Outcome(
+            images=images,
+            prompt=request.payload["prompt"],
+            seeds=[img.seed for img in images if img.seed is not None],
+            steps=info.get("steps") or request.payload.get("steps"),
+            sampler=sampler,
+            scheduler=scheduler,
+            model=model,
+            elapsed=time.monotonic() - started,
+            notes=list(request.notes) + [img.note for img in images if img.note],
+            info=info,
+        )
+
+    async def upscale(self, request: UpscaleRequest, client: WebUIClient, *, filesize_limit: int) -> Outcome:
+        """Run extra-single-image; the result keeps the source's infotext (the WebUI keeps the
+        `parameters` chunk and adds `postprocessing`; sdcord makes sure of the first)."""
+        started = time.monotonic()
+        image = await self._input(request.image)
+        result = await client.extra_single_image(
+            image, resize_mode=0, upscaling_resize=request.scale, upscaler_1=request.upscaler)
+        del image
+        params = await asyncio.to_thread(_params_of, request.infotext)
+        seed = int(params["Seed"]) if str(params.get("Seed", "")).isdigit() else None
+        images = await self._uploads([(result.image, request.infotext, seed)], filesize_limit)
+        size = ""
+        if images and png.image_format(images[0].data) == "png":
+            w, h = png.png_dimensions(images[0].data)
+            size = f" · {w}×{h}"
+        return Outcome(images=images, prompt=f"Upscaled {request.scale:g}× with {request.upscaler}{size}",
+                       seeds=[seed] if seed is not None else [], steps=None, sampler=None, scheduler=None,
+                       model=params.get("Model"), elapsed=time.monotonic() - started,
+                       notes=[i.note for i in images if i.note])
+
+    async def _finish_images(self, result: GenerationResult, request: DrawRequest,
+                             filesize_limit: int) -> list[OutputImage]:
+        start = result.index_of_first_image
+        count = int(request.payload.get("batch_size", 1)) * int(request.payload.get("n_iter", 1))
+        raw = result.images[start : start + count] or result.images[start:]
+        pairs = []
+        for k, data in enumerate(raw):
+            i = start + k
+            infotext = result.infotexts[i] if i < len(result.infotexts) else None
+            seed = result.seeds[k] if k < len(result.seeds) else None
+            pairs.append((data, infotext, seed))
+        return await self._uploads(pairs, filesize_limit)
+
+    async def _uploads(self, pairs: list[tuple[bytes, str | None, int | None]],
+                       filesize_limit: int) -> list[OutputImage]:
+        """Number the images and make them upload-ready (in a thread): each within its share of the
+        interaction's file limit and of Discord's 25 MiB per message."""
+        per_file = min(filesize_limit, REQUEST_SIZE_LIMIT // max(1, len(pairs)))
+        async with self._counter_lock:
+            first_number = await asyncio.to_thread(self.files.take_numbers, len(pairs))
+        return await asyncio.to_thread(prepare_uploads, pairs, per_file, first_number)
+
+
+def prepare_uploads(
+    pairs: list[tuple[bytes, str | None, int | None]], limit: int, first_number: int
+) -> list[OutputImage]:
+    """Runs in a worker thread: make sure each PNG carries its infotext and fits the limit."""
+    out = []
+    for n, (data, infotext, seed) in enumerate(pairs):
+        kind = png.image_format(data)
+        if kind is None:  # extensions may put other data in `images`
+            log.warning("Skipping a non-image item (%d bytes) in the WebUI's response", len(data))
+            continue
+        try:
+            own = png.read_parameters(data)
+        except png.ImageDataError as exc:
+            log.warning("Could not read the parameters of image %d: %s", n, exc)
+            own = None
+        if own is not None:
+            infotext = own  # the image's own chunk wins; its bytes pass through untouched
+        elif kind == "png":
+            data = png.ensure_parameters(data, infotext)
+        fitted = png.fit_to_limit(data, limit, infotext)
+        name = f"{first_number + n:05d}-{seed if seed is not None else 0}.{fitted.extension}"
+        note = f"{name} {fitted.note}" if fitted.note else None
+        out.append(OutputImage(name, fitted.data, infotext, seed, note))
+    return out

@@ -1,0 +1,213 @@
+"""What a job is: where it came from (its origin, one value), what it asks for (a request), and its
+states. No Discord imports: the Discord side turns an interaction into an `Origin` and renders a
+`Job`'s state; everything here is plain data that the job store can keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+__all__ = [
+    "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
+    "Origin", "Request", "Ticket", "UpscaleRequest", "request_from_record",
+]
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class InteractionRef:
+    """The chat interaction a job answers: enough to edit its response later, also after a restart.
+    `token` is a credential (valid until `expires_at`, epoch seconds): never log it."""
+
+    application_id: int
+    token: str = field(repr=False)
+    expires_at: float
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who asked, where, and how to answer: one value from the command to the delivery."""
+
+    user_id: int
+    channel_id: int
+    guild_id: int | None = None
+    interaction: InteractionRef | None = None  # None: started by a reaction (the job posts its own message)
+    reply_to: int | None = None  # the message a reaction-started job answers
+    parent_id: str | None = None  # the job this one reruns
+    filesize_limit: int = DEFAULT_UPLOAD_LIMIT
+    credit: bool = False  # say who the job is for (started by a button, a menu or a reaction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Origin:
+        interaction = data.get("interaction")
+        ref = InteractionRef(**interaction) if isinstance(interaction, dict) and interaction.get("token") else None
+        known = {"user_id", "channel_id", "guild_id", "reply_to", "parent_id", "filesize_limit", "credit"}
+        return cls(**{k: v for k, v in data.items() if k in known}, interaction=ref)
+
+    def without_token(self) -> Origin:
+        """The same origin once its token is of no more use (it is not kept longer than needed)."""
+        return self if self.interaction is None else replace(self, interaction=None)
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRequest:
+    """A validated txt2img or img2img job, as it is stored: the WebUI payload (the input image is not in
+    it), notes for the user, spoiler, and the input image's content hash (its bytes are kept in the data
+    dir and read when the job runs)."""
+
+    payload: dict[str, Any]
+    notes: tuple[str, ...] = ()
+    spoiler: bool = False
+    init_image: str | None = None  # sha256 of the img2img input
+
+    @property
+    def kind(self) -> str:
+        return "img2img" if self.init_image else "txt2img"
+
+    @property
+    def title(self) -> str:
+        return str(self.payload.get("prompt", ""))
+
+    @property
+    def model(self) -> str | None:
+        overrides = self.payload.get("override_settings") or {}
+        return overrides.get("sd_model_checkpoint")
+
+    def record(self) -> dict[str, Any]:
+        """The stored payload: the WebUI's, plus the input's hash."""
+        return {**self.payload, "init_image": self.init_image} if self.init_image else dict(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class UpscaleRequest:
+    """Upscale one image with the WebUI's extras (`extra-single-image`); the result keeps its infotext.
+    `image` is the sha256 of the stored input."""
+
+    image: str
+    infotext: str | None
+    scale: float = 2.0
+    upscaler: str = "R-ESRGAN 4x+"
+    source_job: str | None = None
+    index: int = 0
+    kind = "upscale"
+    spoiler = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return f"Upscale {self.scale:g}× of image {self.index + 1}"
+
+    def record(self) -> dict[str, Any]:
+        return {"image": self.image, "infotext": self.infotext, "scale": self.scale, "upscaler": self.upscaler,
+                "source_job": self.source_job, "index": self.index}
+
+
+Request = DrawRequest | UpscaleRequest
+
+
+def request_from_record(kind: str, payload: dict[str, Any], extra: dict[str, Any]) -> Request:
+    """Rebuild a stored job's request (the inverse of `record()` plus the `extra` column)."""
+    if kind == "upscale":
+        known = {"image", "infotext", "scale", "upscaler", "source_job", "index"}
+        return UpscaleRequest(**{k: v for k, v in payload.items() if k in known})
+    body = dict(payload)
+    digest = body.pop("init_image", None)
+    return DrawRequest(body, notes=tuple(extra.get("notes") or ()), spoiler=bool(extra.get("spoiler")),
+                       init_image=digest if isinstance(digest, str) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class JobProgress:
+    fraction: float  # 0..1
+    step: int  # 1-based step within the current pass
+    steps: int
+    eta: float | None  # seconds
+    preview: bytes | None = field(default=None, repr=False)  # the WebUI's live preview (PNG), if any
+
+
+@dataclass(eq=False)
+class Ticket:
+    """An admitted (rate-limited, slot-reserved) job that is not yet submitted."""
+
+    user_id: int
+    used: bool = False
+
+
+@dataclass(eq=False)
+class Job:
+    id: str
+    origin: Origin
+    request: Request
+    seq: int  # arrival order, kept across restarts
+    round: int  # fair-queue round, kept across restarts
+    created: float  # the scheduler's clock
+    state: JobState = JobState.QUEUED
+    backend: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    progress: JobProgress | None = None
+    result: Any = None  # an Outcome once done (its image bytes are dropped after delivery)
+    error: BaseException | None = None
+    attempts: int = 0  # times it started running, restarts included
+    resumed: bool = False  # it was running when the bot stopped: it runs again
+    front: bool = False  # goes before every other waiting job (resumed or handed back by a backend)
+    message_id: int | None = None  # the job's own message, once known
+    waiting_for_backend: bool = False  # every backend is down
+    pausing: bool = False  # the bot is shutting down; the job continues after the restart
+    cancel_requested: bool = False
+    cancelled_by: int | None = None
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def user_id(self) -> int:
+        return self.origin.user_id
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """Its place in the fair order: resumed jobs first, then by round, then by arrival."""
+        return (0 if self.front else 1, self.round, self.seq)
+
+    def touch(self) -> None:
+        self._changed.set()
+
+    async def wait_changed(self, timeout: float | None = None) -> bool:
+        """Wait until something about the job changed (True) or the timeout passed (False)."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._changed.clear()
+        return True
+
+    async def wait_done(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._done.wait(), timeout)
+
+    def finish(self, state: JobState, now: float, *, result: Any = None, error: BaseException | None = None) -> None:
+        self.state, self.finished, self.result, self.error = state, now, result, error
+        self.waiting_for_backend = False
+        self.touch()
+        self._done.set()

@@ -1,0 +1,174 @@
+"""Turning what a user asked for into a checked request, in its context. No Discord imports.
+
+Validation costs the WebUI nothing (the cached catalogue); `finalize` makes sure names were checked
+against the WebUI's own lists, which may need one WebUI call on a cold cache. Reruns come from the
+job store, else from an image's own WebUI parameters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Settings
+from bot.errors import OptionError, WebUIError
+from bot.images import png
+
+from .catalogue import Catalogue, CatalogueCache
+from .files import DataFiles
+from .generate import MAX_INPUT_PIXELS, parameters_or_none
+from .payload import BuiltPayload, DrawOptions, build_request, options_from_infotext, options_from_payload
+from .policy import Preferences, ServerPolicy, resolve_options
+from .store import JobRecord
+
+__all__ = ["DRAW_FIELDS", "Place", "Preparer", "UpscaleInput"]
+
+DRAW_FIELDS = ("negative_prompt", "model", "sampler", "scheduler", "steps", "width", "height")
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a job would run: the server's rules depend on it."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int | None
+    channel_nsfw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpscaleInput:
+    """A checked upscale, before it is stored (the image is kept by content when it is)."""
+
+    image: bytes = field(repr=False)
+    infotext: str | None
+    scale: float
+    upscaler: str
+    source_job: str | None = None
+    index: int = 0
+
+
+class Preparer:
+    def __init__(self, settings: Settings, catalogue: CatalogueCache, prefs: Preferences, files: DataFiles,
+                 find: Callable[..., Awaitable[JobRecord | None]]) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.prefs = prefs
+        self.files = files
+        self._find = find
+
+    def prepare(self, opts: DrawOptions, settings: Settings | None = None) -> BuiltPayload:
+        """Validate with whatever catalogue is cached (no WebUI call); raises OptionError."""
+        return build_request(opts, settings or self.settings, self.catalogue.current)
+
+    async def prepare_for(self, opts: DrawOptions, place: Place, *, preset: str | None = None) -> BuiltPayload:
+        """Validate a request in its context: the channel rules and NSFW policy of the server, then
+        explicit options > the named preset > the user's defaults > the server's > the global ones."""
+        prefs = await self.prefs.user_prefs(place.user_id)
+        preset_values = None
+        if preset:
+            preset_values = prefs.get("presets", {}).get(preset)
+            if preset_values is None:
+                raise OptionError([f"`preset`: you have no preset called {preset[:50]!r}; `/prefer save` makes one."])
+        opts = resolve_options(opts, preset=preset_values, user=prefs.get("defaults"))
+        settings = self.settings
+        policy = await self.check_place(place)
+        if policy is not None:
+            settings = policy.effective(self.settings)
+            opts = policy.apply(opts, settings, place.channel_nsfw)
+        built = self.prepare(opts, settings)
+        if preset:
+            built = dataclasses.replace(built, notes=[f"preset “{preset}”", *built.notes])
+        return built
+
+    async def check_place(self, place: Place) -> ServerPolicy | None:
+        """Every job, whatever starts it: raise OptionError where the server doesn't allow images (its
+        channel list, its NSFW policy). Returns the server's policy, if it has one."""
+        policy = await self.prefs.server_policy(place.guild_id)
+        if policy is not None:
+            policy.check_channel(place.channel_id, place.channel_nsfw)
+        return policy
+
+    async def finalize(self, built: BuiltPayload) -> BuiltPayload:
+        """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
+        if built.names_checked or built.options is None:
+            return built
+        catalogue: Catalogue = await self.catalogue.get()
+        rebuilt = build_request(built.options, built.settings or self.settings, catalogue)
+        return dataclasses.replace(rebuilt, notes=[n for n in built.notes if n not in rebuilt.notes] + rebuilt.notes)
+
+    async def validate_values(self, values: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+        """Check stored defaults (model, sampler, scheduler, steps, width, height, negative_prompt) the way
+        /draw would, and return them normalised (names as the WebUI spells them). Raises OptionError."""
+        try:
+            catalogue: Catalogue | None = await self.catalogue.get()
+        except WebUIError:
+            catalogue = self.catalogue.current
+        opts = DrawOptions("check", **{k: v for k, v in values.items() if k in DRAW_FIELDS})
+        built = build_request(opts, settings or self.settings, catalogue)
+        p = built.payload
+        normal = {"model": built.model, "sampler": p["sampler_name"], "scheduler": p["scheduler"],
+                  "steps": p["steps"], "width": p["width"], "height": p["height"],
+                  "negative_prompt": p["negative_prompt"]}
+        return {k: normal.get(k, v) for k, v in values.items()}
+
+    async def upscale(self, data: bytes, size: tuple[int, int], *, scale: float, upscaler: str | None,
+                      option: str = "image") -> UpscaleInput:
+        """An upscale of a checked image: the result bounded by MAX_UPSCALE_PIXELS, the upscaler resolved
+        against the WebUI's list (default: its best general one). Raises OptionError."""
+        width, height = size
+        out_w, out_h = int(width * scale), int(height * scale)
+        if out_w * out_h > self.settings.max_upscale_pixels:
+            raise OptionError([f"`scale` {scale:g}x of {width}x{height} makes {out_w}x{out_h} = {out_w * out_h:,} "
+                               f"pixels; the limit is {self.settings.max_upscale_pixels:,}."])
+        catalogue = await self.catalogue.get()
+        name = catalogue.default_upscaler()
+        if upscaler:
+            found = catalogue.resolve_upscaler(upscaler) if catalogue.upscalers else upscaler
+            if found is None:
+                raise OptionError([f"`upscaler`: the WebUI has no upscaler called {upscaler[:80]!r}; "
+                                   "pick one from the list."])
+            name = found
+        infotext = await asyncio.to_thread(parameters_or_none, data)
+        return UpscaleInput(data, infotext, float(scale), name)
+
+    async def rerun_options(
+        self, *, job_id: str | None, message_id: int | None, images: Callable[[], Awaitable[list[bytes]]],
+        new_seed: bool = True, index: int = 0, variation: float | None = None,
+    ) -> tuple[DrawOptions, str | None]:
+        """What to run again: the stored job's request, else the request rebuilt from the image's own
+        WebUI parameters (any PNG made by a WebUI, even elsewhere). With `variation`, image `index`'s
+        seed is kept and a random variation seed is added at that strength. Returns (options, the
+        stored job id or None). Raises OptionError when there is nothing to rerun."""
+        record = await self._find(job_id=job_id, message_id=message_id)
+        if record is not None and record.kind in ("txt2img", "img2img"):
+            options = options_from_payload(record.payload, new_seed=new_seed and not variation)
+            if record.kind == "img2img":
+                options = await self._with_input(options, str(record.payload.get("init_image", "")))
+            if variation:
+                seed = record.seeds[index] if index < len(record.seeds) else options.seed
+                options = dataclasses.replace(options, seed=seed, variation_strength=variation)
+            return options, record.id
+        found = await images()
+        ordered = [found[index]] + found[:index] + found[index + 1:] if index < len(found) else found
+        for data in ordered:
+            text = await asyncio.to_thread(parameters_or_none, data)
+            if text:
+                try:
+                    options = options_from_infotext(text, new_seed=new_seed and not variation)
+                except ValueError:
+                    continue
+                if variation:
+                    options = dataclasses.replace(options, variation_strength=variation)
+                return options, None
+        raise OptionError(["This message has no image with WebUI generation parameters to run again."])
+
+    async def _with_input(self, options: DrawOptions, digest: str) -> DrawOptions:
+        data = await asyncio.to_thread(self.files.load_input, digest)
+        if data is None:
+            raise OptionError(["The input image of this img2img job is no longer stored, so it can't be rerun."])
+        _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
+        return dataclasses.replace(options, init_image=data, init_size=(width, height))

@@ -1,0 +1,53 @@
+"""One job at a time, in arrival order, like A1111's queue lock; jobs outlive their requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from .state import ProgressState
+
+T = TypeVar("T")
+
+
+class JobQueue:
+    """Runs jobs one by one under `state`, counting them for tests."""
+
+    def __init__(self, state: ProgressState):
+        self.state = state
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.jobs_served = 0
+        self._lock = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order and never barges
+        self._tasks: set[asyncio.Task] = set()
+
+    async def submit(self, job: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Queue `work` as shared-state job `job` and wait for its result.
+
+        The job runs to completion even if the caller is cancelled (A1111 never cancels a job when the
+        client goes away); only `cancel_all` stops it.
+        """
+        task = asyncio.ensure_future(self._run(job, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _run(self, job: str, work: Callable[[], Awaitable[T]]) -> T:
+        async with self._lock:
+            self.state.begin(job)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                result = await work()
+                self.jobs_served += 1
+                return result
+            finally:
+                self.state.end()
+                self.in_flight -= 1
+
+    async def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

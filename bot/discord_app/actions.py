@@ -1,0 +1,400 @@
+"""What commands, buttons, reactions and context menus do, wired to the engine. Discord side.
+
+Every job starts one way, `Actions._start`: admit (rate limits; a refusal costs nothing and answers
+privately), prepare the request (defer, download, check names with the WebUI; on failure the user
+gets their slot back), submit (stored before the user is told), then follow its message. Every
+action that generates goes through it and is attributed to whoever clicked or reacted. A rerun's
+request comes from the job store, or, when the store doesn't know the message (store lost, or an
+image posted by someone else), from the image's own `parameters` chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.core.generate import MAX_INPUT_PIXELS, parameters_or_none
+from bot.core.jobs import DEFAULT_UPLOAD_LIMIT, InteractionRef, Origin
+from bot.core.payload import BuiltPayload, DrawOptions, options_from_infotext
+from bot.core.prepare import Place, UpscaleInput
+from bot.errors import OptionError, Refused
+from bot.images import png
+from bot.images.params import describe
+
+from .components import SDModal
+from .render import escape
+
+if TYPE_CHECKING:
+    from .bot import SDBot
+
+__all__ = ["Actions", "EditModal", "REROLL_EMOJI", "check_declared", "is_nsfw", "load_checked", "params_message"]
+
+log = logging.getLogger(__name__)
+
+REROLL_EMOJI = "🔁"
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_READ = 50 * 1024 * 1024  # largest image read back from a message (Discord's boosted limit is 100 MiB)
+VARIATION_STRENGTH = 0.15  # small: the same picture, a little different (like ABYU's V buttons)
+
+Prepare = Callable[[], Awaitable[BuiltPayload | UpscaleInput]]
+
+
+def is_nsfw(channel: Any) -> bool:
+    """Whether a channel (or a thread's parent) is marked NSFW; unknown channels count as not."""
+    try:
+        return bool(channel.is_nsfw())
+    except AttributeError:
+        return False
+
+
+def origin_of(interaction: discord.Interaction[Any], *, parent_id: str | None = None) -> Origin:
+    """Where an interaction's job comes from and how to answer it (its token, for the job message)."""
+    ref = InteractionRef(interaction.application_id, interaction.token, interaction.expires_at.timestamp(),
+                         interaction.id)
+    return Origin(
+        user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
+        interaction=ref, parent_id=parent_id, filesize_limit=interaction.filesize_limit,
+        credit=interaction.type is not discord.InteractionType.application_command,
+    )
+
+
+def place_of(interaction: discord.Interaction[Any]) -> Place:
+    return Place(interaction.user.id, interaction.guild_id, interaction.channel_id, is_nsfw(interaction.channel))
+
+
+def _images_only(attachments: list[discord.Attachment]) -> list[discord.Attachment]:
+    return [a for a in attachments if not a.filename.removeprefix("SPOILER_").startswith("preview")]
+
+
+def _attachment_loader(attachments: list[discord.Attachment]) -> Callable[[], Awaitable[list[bytes]]]:
+    async def load() -> list[bytes]:
+        out = []
+        for att in attachments[:10]:
+            if att.size <= MAX_READ and (att.content_type or "image/png").split(";")[0] in IMAGE_TYPES:
+                out.append(await att.read())
+        return out
+
+    return load
+
+
+# ---------------------------------------------------------------------- user images (img2img, /upscale)
+def check_declared(attachment: discord.Attachment, option: str, max_bytes: int) -> None:
+    """Before downloading: the attachment's declared size and type. Raises OptionError."""
+    mib = 1024 * 1024
+    if attachment.size > max_bytes:
+        raise OptionError([f"`{option}` is {attachment.size / mib:.1f} MB; the limit is {max_bytes / mib:g} MB."])
+    declared = (attachment.content_type or "").split(";")[0].strip().lower()
+    if declared and declared not in IMAGE_TYPES:
+        raise OptionError([f"`{option}` must be a PNG, JPEG or WebP image (this file is {escape(declared, 40)})."])
+
+
+async def load_checked(attachment: discord.Attachment, option: str) -> tuple[bytes, tuple[int, int]]:
+    """Download the interaction's own attachment and make sure it is a real, whole, sanely sized image
+    (pixel count checked from the header before decoding). Raises OptionError."""
+    data = await attachment.read()
+    try:
+        _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
+    except png.UnsupportedImageError:
+        raise OptionError([f"`{option}` isn't a PNG, JPEG or WebP image."]) from None
+    except png.ImageTooLargeError as exc:
+        raise OptionError([f"`{option}` is too large to process ({exc}); at most "
+                           f"{MAX_INPUT_PIXELS / 1e6:g} million pixels."]) from None
+    except png.ImageDataError:
+        raise OptionError([f"`{option}` is damaged or incomplete; it can't be read."]) from None
+    return data, (width, height)
+
+
+# ---------------------------------------------------------------------- parameters
+def params_message(infotexts: list[str], *, title: str = "Generation parameters") -> tuple[str, discord.Embed]:
+    """A readable embed of an image's WebUI parameters, and message text with a copyable /draw line."""
+    first = describe(infotexts[0])
+    embed = discord.Embed(title=title, description=escape(first.prompt, 4000) or "*(no prompt)*",
+                          colour=discord.Colour.blurple())
+    if first.negative_prompt:
+        embed.add_field(name="Negative prompt", value=escape(first.negative_prompt, 1000), inline=False)
+    shown = " · ".join(f"{k}: {v}" if v else k for k, v in first.fields)
+    if shown:
+        embed.add_field(name="Parameters", value=discord.utils.escape_markdown(shown)[:1024], inline=False)
+    if len(infotexts) > 1:
+        seeds = [dict(describe(t).fields).get("Seed") for t in infotexts]
+        embed.add_field(name="Seeds", value=", ".join(f"`{s}`" for s in seeds if s)[:1024], inline=False)
+    embed.set_footer(text=f"Made with {first.flavour}" if first.flavour != "unknown" else "WebUI infotext")
+    command = first.draw_command.replace("`", "ˋ")
+    note = " (shortened to fit)" if first.truncated else ""
+    content = f"Copy to run it again{note}:\n```\n{command[:1900]}\n```" if command else ""
+    return content, embed
+
+
+async def _infotexts_of(attachments: list[discord.Attachment]) -> list[str]:
+    texts = []
+    for data in await _attachment_loader(attachments)():
+        if text := await asyncio.to_thread(parameters_or_none, data):
+            texts.append(text)
+    return texts
+
+
+async def _send_params(interaction: discord.Interaction[Any], texts: list[str]) -> None:
+    if not texts:
+        await interaction.followup.send("These images carry no WebUI generation parameters.", ephemeral=True)
+        return
+    content, embed = params_message(texts)
+    await interaction.followup.send(content, embed=embed, ephemeral=True)
+
+
+class Actions:
+    def __init__(self, bot: SDBot) -> None:
+        self.bot = bot
+        self.engine = bot.engine
+
+    # ------------------------------------------------------------------ the one way a job starts
+    async def _start(self, origin: Origin, prepare: Prepare) -> None:
+        """Admit (a refusal costs nothing), let `prepare` finish the request (defer, download, check names
+        with the WebUI; on failure the user keeps their slot), store and queue it, follow its message."""
+        ticket = self.engine.admit(origin.user_id)
+        try:
+            request = await prepare()
+        except BaseException:
+            self.engine.release(ticket)
+            raise
+        job = await self.engine.submit(ticket, request, origin)
+        self.bot.deliveries.follow(job)
+
+    async def draw(self, interaction: discord.Interaction[SDBot], opts: DrawOptions, *,
+                   init_image: discord.Attachment | None = None, preset: str | None = None) -> None:
+        """/draw: bad options or a channel the server doesn't allow get a private answer before anything
+        else; over a limit too; then the interaction is deferred before any download or WebUI call."""
+        preparer = self.engine.preparer
+        if init_image is not None:  # declared size and type, before downloading anything
+            check_declared(init_image, "init_image", self.engine.settings.max_input_image_bytes)
+            opts = dataclasses.replace(opts, init_image=b"")
+        place = place_of(interaction)
+        built = await preparer.prepare_for(opts, place, preset=preset)
+
+        async def prepare() -> BuiltPayload:
+            await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
+            request = built
+            if init_image is not None:  # only the interaction's own attachment; no URLs fetched
+                data, size = await load_checked(init_image, "init_image")
+                request = await preparer.prepare_for(dataclasses.replace(opts, init_image=data, init_size=size),
+                                                     place, preset=preset)
+            return await preparer.finalize(request)  # may ask the WebUI for its lists (cold cache)
+
+        await self._start(origin_of(interaction), prepare)
+
+    async def rerun(self, interaction: discord.Interaction[SDBot], options: DrawOptions, *,
+                    parent: str | None) -> None:
+        """Run `options` for whoever asked (the interaction is already deferred)."""
+        built = await self.engine.preparer.prepare_for(options, place_of(interaction))
+
+        async def prepare() -> BuiltPayload:
+            return await self.engine.preparer.finalize(built)
+
+        await self._start(origin_of(interaction, parent_id=parent), prepare)
+
+    async def _rerun_message(self, interaction: discord.Interaction[SDBot], message: discord.Message,
+                             job_id: str | None, *, index: int = 0, variation: float | None = None) -> None:
+        """Run a message's job (or its images' parameters) again for whoever asked, in a new message."""
+        await interaction.response.defer(thinking=True)  # a new message becomes the rerun's job message
+        options, parent = await self.engine.preparer.rerun_options(
+            job_id=job_id, message_id=message.id, index=index, variation=variation,
+            images=_attachment_loader(_images_only(message.attachments)))
+        await self.rerun(interaction, options, parent=parent)
+
+    async def upscale(self, interaction: discord.Interaction[SDBot], image: discord.Attachment, scale: float,
+                      upscaler: str | None) -> None:
+        """/upscale: extra-single-image through the same queue and limits; the result keeps the infotext."""
+        check_declared(image, "image", self.engine.settings.max_input_image_bytes)
+        await self.engine.preparer.check_place(place_of(interaction))
+
+        async def prepare() -> UpscaleInput:
+            await interaction.response.defer(thinking=True)
+            data, size = await load_checked(image, "image")
+            return await self.engine.preparer.upscale(data, size, scale=scale, upscaler=upscaler)
+
+        await self._start(origin_of(interaction), prepare)
+
+    # ------------------------------------------------------------------ buttons
+    async def on_result_button(self, interaction: discord.Interaction[SDBot], action: str, job_id: str,
+                               index: int = 0) -> None:
+        handlers = {"reroll": self._reroll_button, "vary": self._vary_button, "upscale": self._upscale_button,
+                    "edit": self._edit_button, "info": self._info_button, "delete": self._delete_button}
+        await handlers[action](interaction, job_id, index)
+
+    async def cancel(self, interaction: discord.Interaction[SDBot], job_id: str) -> None:
+        """Cancel: the requester, or anyone with Manage Messages; also for a job from before a restart."""
+        job = self.engine.job(job_id)
+        if job is None or job.is_final:
+            await interaction.response.send_message("This job has already ended.", ephemeral=True)
+            return
+        if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
+            await interaction.response.send_message(
+                "Only the person who started this job, or someone with Manage Messages, can cancel it.",
+                ephemeral=True)
+            return
+        await interaction.response.defer()  # the job's message shows "Cancelled" once it is
+        await self.engine.cancel(job, by=interaction.user.id)
+
+    async def _reroll_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        await self._rerun_message(interaction, interaction.message, job_id)
+
+    async def _vary_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        await self._rerun_message(interaction, interaction.message, job_id, index=index, variation=VARIATION_STRENGTH)
+
+    async def _upscale_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        images = _images_only(interaction.message.attachments)
+        if index >= len(images):
+            raise OptionError([f"This message has no image {index + 1} to upscale."])
+        await self.engine.preparer.check_place(place_of(interaction))
+        record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        source = record.id if record else None
+
+        async def prepare() -> UpscaleInput:
+            await interaction.response.defer(thinking=True)
+            data, size = await load_checked(images[index], "image")
+            request = await self.engine.preparer.upscale(data, size, scale=2.0, upscaler=None)
+            return dataclasses.replace(request, source_job=source, index=index)
+
+        await self._start(origin_of(interaction, parent_id=source), prepare)
+
+    async def _info_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        texts = [t for t in (record.infotexts if record else []) if t]
+        if not texts:
+            texts = await _infotexts_of(interaction.message.attachments)
+        await _send_params(interaction, texts)
+
+    async def _delete_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        is_requester = record is not None and record.user_id == interaction.user.id
+        if not (is_requester or interaction.permissions.manage_messages):
+            await interaction.response.send_message(
+                "Only the person who made this image, or someone with Manage Messages, can delete it.", ephemeral=True)
+            return
+        await interaction.response.send_message("Deleted.", ephemeral=True)
+        try:
+            await interaction.message.delete()
+        except discord.NotFound:
+            pass
+
+    async def _edit_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        # A modal must be the first answer, so no defer here: the store is local, the image small.
+        record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        texts = [t for t in (record.infotexts if record else []) if t]
+        if not texts:
+            texts = await _infotexts_of(_images_only(interaction.message.attachments)[:1])
+        if not texts:
+            raise OptionError(["This message has no image with WebUI generation parameters to edit."])
+        await interaction.response.send_modal(EditModal(record.id if record else job_id,
+                                                        texts[min(index, len(texts) - 1)]))
+
+    # ------------------------------------------------------------------ reactions
+    async def reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        """🔁 on one of the bot's result messages: rerun it with a new seed for the reacting user."""
+        channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
+        guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+
+        async def images() -> list[bytes]:
+            message = await channel.fetch_message(payload.message_id)
+            return await _attachment_loader(message.attachments)()
+
+        try:
+            options, parent = await self.engine.preparer.rerun_options(job_id=None, message_id=payload.message_id,
+                                                                       images=images)
+            origin = Origin(user_id=payload.user_id, channel_id=payload.channel_id, guild_id=payload.guild_id,
+                            reply_to=payload.message_id, parent_id=parent, credit=True,
+                            filesize_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT)
+            place = Place(payload.user_id, payload.guild_id, payload.channel_id,
+                          is_nsfw(self.bot.get_channel(payload.channel_id)))
+            built = await self.engine.preparer.prepare_for(options, place)
+
+            async def prepare() -> BuiltPayload:
+                return await self.engine.preparer.finalize(built)
+
+            await self._start(origin, prepare)
+        except (OptionError, Refused) as exc:
+            # No interaction to answer privately: a short notice to the reacting user that cleans itself up.
+            text = exc.message if isinstance(exc, Refused) else str(exc)
+            await channel.send(f"<@{payload.user_id}> {text}", delete_after=20,
+                               allowed_mentions=discord.AllowedMentions(users=[discord.Object(payload.user_id)]))
+        except discord.HTTPException as exc:
+            log.warning("Reroll by reaction on %s failed: %s", payload.message_id, exc)
+
+    # ------------------------------------------------------------------ /pnginfo and context menus
+    async def pnginfo(self, interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
+        """/pnginfo: the parameters of any PNG (or JPEG/WebP) with WebUI infotext; clear answers otherwise."""
+        name = escape(image.filename, 80)
+        if image.size > MAX_READ:
+            await interaction.response.send_message(
+                f"`image` is {image.size / 1048576:.1f} MiB; /pnginfo reads images up to {MAX_READ // 1048576} MiB.",
+                ephemeral=True)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        data = await image.read()
+        try:
+            text = await asyncio.to_thread(png.read_parameters, data)
+        except png.UnsupportedImageError:
+            await interaction.followup.send(f"`{name}` isn't a PNG, JPEG or WebP image.", ephemeral=True)
+            return
+        except png.ImageDataError:
+            await interaction.followup.send(f"`{name}` is damaged; it can't be read.", ephemeral=True)
+            return
+        if not text:
+            kind = (png.image_format(data) or "image").upper()
+            await interaction.followup.send(
+                f"`{name}` is a {kind} without WebUI generation parameters (images re-saved by Discord, phones or "
+                "editors usually lose them).", ephemeral=True)
+            return
+        await _send_params(interaction, [text])
+
+    async def show_parameters(self, interaction: discord.Interaction[SDBot], message: discord.Message) -> None:
+        """Message context menu "Show parameters"."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        record = await self.engine.find_job(message_id=message.id)
+        texts = [t for t in (record.infotexts if record else []) if t] or await _infotexts_of(message.attachments)
+        await _send_params(interaction, texts)
+
+    async def reroll_message(self, interaction: discord.Interaction[SDBot], message: discord.Message) -> None:
+        """Message context menu "Reroll": any message whose images carry WebUI parameters."""
+        await self._rerun_message(interaction, message, None)
+
+
+class EditModal(SDModal, title="Edit and run again"):
+    prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Prompt", style=discord.TextStyle.paragraph, max_length=1500, custom_id="edit:prompt")
+    negative: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Negative prompt", style=discord.TextStyle.paragraph, max_length=1500, required=False,
+        custom_id="edit:negative")
+    parameters: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="Parameters", style=discord.TextStyle.paragraph, max_length=2000, custom_id="edit:parameters",
+        placeholder="Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512")
+
+    def __init__(self, job_id: str, infotext: str) -> None:
+        super().__init__(custom_id=f"sdcord:editmodal:{job_id}")
+        self.job_id = job_id
+        view = describe(infotext)
+        self.prompt.default = view.prompt[:1500]
+        self.negative.default = view.negative_prompt[:1500]
+        self.parameters.default = infotext.strip().split("\n")[-1][:2000] if view.has_parameters else ""
+
+    async def on_submit(self, interaction: discord.Interaction[SDBot]) -> None:  # type: ignore[override]
+        negative = f"\nNegative prompt: {self.negative.value.strip()}" if self.negative.value.strip() else ""
+        text = f"{self.prompt.value.strip()}{negative}\n{self.parameters.value.strip()}"
+        try:
+            options = options_from_infotext(text, new_seed=False)
+        except ValueError:
+            raise OptionError(["`Parameters` must be a line like `Steps: 20, Sampler: DPM++ 2M, CFG scale: 7, "
+                               "Seed: -1, Size: 512x512` (at least three of them)."]) from None
+        await interaction.response.defer(thinking=True)
+        await interaction.client.actions.rerun(interaction, options, parent=self.job_id)

@@ -1,0 +1,169 @@
+"""The bot class: it is given the engine, loads the cogs, syncs commands, restores job messages at
+start, and shuts down without losing a job."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.core.engine import Engine
+
+from .actions import Actions
+from .components import CancelButton, ResultButton
+from .delivery import Deliveries
+from .errors import report_error
+
+__all__ = ["EngineCogMixin", "SDBot", "SDTree", "use_discord_endpoints"]
+
+log = logging.getLogger(__name__)
+
+INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs")
+SCHEMA_HASH_FILE = "command-schema.sha256"
+DELIVERY_WAIT = 5.0  # seconds at shutdown to post what has ended and tell the rest
+
+
+def use_discord_endpoints(api_base: str, gateway_url: str) -> None:
+    """Point discord.py at another Discord (the project's fake, in tests). Empty strings: no change."""
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+        url = yarl.URL(api_base)
+        discord.asset.Asset.BASE = str(url.origin())
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class SDTree(app_commands.CommandTree["SDBot"]):
+    async def interaction_check(self, interaction: discord.Interaction[SDBot], /) -> bool:
+        return not interaction.client.closing_down or await _refuse_while_closing(interaction)
+
+    async def on_error(self, interaction: discord.Interaction[SDBot], error: app_commands.AppCommandError, /) -> None:
+        await report_error(interaction, error)
+
+
+async def _refuse_while_closing(interaction: discord.Interaction[Any]) -> bool:
+    try:
+        await interaction.response.send_message("sdcord is restarting; please try again in a minute.", ephemeral=True)
+    except discord.HTTPException:
+        pass
+    return False
+
+
+class EngineCogMixin:
+    """What every sdcord cog needs: the bot, its engine, and autocomplete choices from the catalogue."""
+
+    bot: SDBot
+
+    @property
+    def engine(self) -> Engine:
+        return self.bot.engine
+
+    async def _choices(self, kind: Any, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
+
+
+class SDBot(commands.Bot):
+    """Owns nothing but the Discord side: the engine is given to it and started in setup_hook."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # guild and channel caches
+        intents.guild_messages = True  # our own message events (cache, deletes)
+        intents.guild_reactions = True  # reaction controls
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),  # prompts are echoed: never ping anyone by default
+            tree_cls=SDTree,
+            help_command=None,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.actions = Actions(self)
+        self.deliveries = Deliveries(self)
+        self.closing_down = False
+        self._shutdown: asyncio.Future[None] | None = None
+        self._engine_started = False
+        self.synced = False
+
+    async def setup_hook(self) -> None:
+        await self.engine.start()  # job store (the queue is rebuilt from it), backend workers, warm catalogue
+        self._engine_started = True
+        for job in self.engine.restored:  # bring every job's message up to date; deliver what ended
+            self.deliveries.follow(job)
+        self.add_dynamic_items(CancelButton, ResultButton)
+        for ext in INITIAL_EXTENSIONS:
+            await self.load_extension(ext)
+        await self.sync_commands()
+
+    def command_schema(self) -> list[dict[str, Any]]:
+        return [cmd.to_dict(self.tree) for cmd in self.tree.get_commands()]
+
+    async def sync_commands(self) -> None:
+        """Guild ids configured: sync there (instant). Else: sync globally only when the schema changed."""
+        if self.settings.guild_ids:
+            for gid in self.settings.guild_ids:
+                guild = discord.Object(gid)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            log.info("Synced commands to %d guild(s)", len(self.settings.guild_ids))
+        else:
+            digest = hashlib.sha256(json.dumps(self.command_schema(), sort_keys=True).encode()).hexdigest()
+            path: Path = self.settings.data_dir / SCHEMA_HASH_FILE
+            if await asyncio.to_thread(_read_or_empty, path) == digest:
+                log.info("Command schema unchanged since the last sync; not syncing")
+            else:
+                await self.tree.sync()
+                await asyncio.to_thread(_write, path, digest)
+                log.info("Command schema changed; synced commands globally")
+        self.synced = True
+
+    async def on_ready(self) -> None:
+        log.info("Logged in as %s (id %s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+
+    async def close(self) -> None:
+        """Shut down without losing a job. Safe to call more than once, also concurrently (a signal
+        handler and `async with` both close)."""
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._shutdown)
+
+    async def _close_once(self) -> None:
+        """Take nothing new; give running jobs SHUTDOWN_GRACE seconds; leave the rest queued (their
+        messages say so); deliver what ended; then disconnect and close the engine."""
+        self.closing_down = True
+        try:
+            if self._engine_started:
+                self.engine.pause()
+                grace = self.settings.shutdown_grace
+                if grace > 0 and self.engine.scheduler.running():
+                    log.info("Waiting up to %g s for %d running job(s)", grace, len(self.engine.scheduler.running()))
+                    await self.engine.wait_running(grace)
+                await self.engine.stop()  # what still runs stays "running" in the store: it runs again at start
+                await self.deliveries.shutdown(DELIVERY_WAIT)
+        finally:
+            try:
+                await super().close()
+            finally:
+                await self.engine.close()
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

@@ -1,0 +1,121 @@
+"""Persistent components: the job id lives in each custom id (≤ 100 characters), and the items are
+registered once with `add_dynamic_items`, so every button keeps working after a restart.
+
+The items only parse their custom id; what a click does lives in `actions` (reached through the
+bot, `interaction.client.actions`, so this module needs nothing above it)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from .errors import report_error
+
+if TYPE_CHECKING:
+    from .bot import SDBot
+
+__all__ = ["CancelButton", "ResultButton", "SDModal", "SDView", "cancel_view", "result_view", "RESULT_ACTIONS"]
+
+JOB_ID = r"[0-9a-f]{8}"
+
+# action -> (label, emoji, style); per-image actions get "V1", "U2", ... labels on batches
+RESULT_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
+    "reroll": ("Reroll", "🔁", discord.ButtonStyle.primary),
+    "vary": ("Variations", "🎨", discord.ButtonStyle.secondary),
+    "upscale": ("Upscale", "⬆️", discord.ButtonStyle.secondary),
+    "edit": ("Edit", "✏️", discord.ButtonStyle.secondary),
+    "info": ("Info", "ℹ️", discord.ButtonStyle.secondary),
+    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
+}
+PER_IMAGE = {"vary": "V", "upscale": "U"}
+MAX_PER_IMAGE_BUTTONS = 5  # one row each for V and U
+
+
+class SDView(discord.ui.View):
+    """Base view: errors in callbacks go through the same central reporting."""
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any], /) -> None:
+        await report_error(interaction, error, where=f"button {getattr(item, 'custom_id', item)!s}")
+
+
+class SDModal(discord.ui.Modal):
+    """Base modal: errors in on_submit go through the same central reporting."""
+
+    async def on_error(self, interaction: discord.Interaction[Any], error: Exception, /) -> None:
+        await report_error(interaction, error, where=f"modal {self.custom_id}")
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sdcord:cancel:(?P<job>{JOB_ID})"):
+    """Cancel a queued or running job: the requester, or anyone with Manage Messages."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="✖️",
+                                           custom_id=f"sdcord:cancel:{job_id}"))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[SDBot]) -> None:
+        try:
+            await interaction.client.actions.cancel(interaction, self.job_id)
+        except Exception as exc:  # noqa: BLE001 - dynamic items bypass View.on_error
+            await report_error(interaction, exc, where="button cancel")
+
+
+class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                   template=rf"sdcord:(?P<action>{'|'.join(RESULT_ACTIONS)}):(?P<job>{JOB_ID})(?::(?P<index>\d))?"):
+    """An action on a result message; whoever clicks starts it (same queue and limits as /draw).
+    `index` picks one image of a batch (V1..V5, U1..U5)."""
+
+    def __init__(self, action: str, job_id: str, index: int | None = None, *, row: int | None = None,
+                 label: str | None = None) -> None:
+        default_label, emoji, style = RESULT_ACTIONS[action]
+        suffix = f":{index}" if index is not None else ""
+        super().__init__(discord.ui.Button(label=label or default_label, emoji=None if label else emoji,
+                                           style=style, row=row, custom_id=f"sdcord:{action}:{job_id}{suffix}"))
+        self.action = action
+        self.job_id = job_id
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any],
+                             match: re.Match[str], /) -> ResultButton:
+        index = int(match["index"]) if match["index"] is not None else None
+        return cls(match["action"], match["job"], index)
+
+    async def callback(self, interaction: discord.Interaction[SDBot]) -> None:
+        try:
+            await interaction.client.actions.on_result_button(interaction, self.action, self.job_id, self.index or 0)
+        except Exception as exc:  # noqa: BLE001 - dynamic items bypass View.on_error
+            await report_error(interaction, exc, where=f"button {self.action}")
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+def result_view(job_id: str, images: int = 1, kind: str = "txt2img") -> discord.ui.View:
+    """Reroll/Edit/Info/Delete, and Variations/Upscale per image (V1.. U1.. on a batch).
+    An upscaled image gets only Info and Delete."""
+    view = discord.ui.View(timeout=None)
+    if kind == "upscale":
+        for action in ("info", "delete"):
+            view.add_item(ResultButton(action, job_id, row=0))
+        return view
+    for action in ("reroll", "edit", "info", "delete"):
+        view.add_item(ResultButton(action, job_id, row=0))
+    if images <= 1:
+        view.add_item(ResultButton("vary", job_id, 0, row=1))
+        view.add_item(ResultButton("upscale", job_id, 0, row=1))
+    else:
+        for row, action in enumerate(PER_IMAGE, start=1):
+            for k in range(min(images, MAX_PER_IMAGE_BUTTONS)):
+                view.add_item(ResultButton(action, job_id, k, row=row, label=f"{PER_IMAGE[action]}{k + 1}"))
+    return view

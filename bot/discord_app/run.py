@@ -1,0 +1,62 @@
+"""`sdcord` (the `run` command): the engine, the bot, signals, and a shutdown that loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+
+import discord
+
+from bot.config import Settings
+from bot.core.engine import Engine
+from bot.core.generate import favour_event_loop_latency
+
+from .bot import SDBot, use_discord_endpoints
+
+__all__ = ["run_bot", "setup_logging"]
+
+log = logging.getLogger("sdcord")
+
+
+def setup_logging(level: str) -> None:
+    discord.utils.setup_logging(level=getattr(logging, level), root=True)
+    logging.getLogger("discord.http").setLevel(logging.WARNING)  # its debug lines carry webhook URLs (tokens)
+    logging.getLogger("discord.gateway").setLevel(logging.WARNING)
+    logging.getLogger("discord.webhook").setLevel(logging.WARNING)
+
+
+async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05) -> None:
+    favour_event_loop_latency()
+    use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    demo_server = None
+    if demo:
+        from bot.demo import DemoConfig, DemoWebUI
+
+        demo_server = DemoWebUI(DemoConfig(step_delay=step_delay))
+        url = await demo_server.start("127.0.0.1", 0)
+        settings = dataclasses.replace(settings, webui_url=url, webui_auth=None)
+        log.info("Demo WebUI running at %s", url)
+    bot = SDBot(settings, Engine(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, lambda s=sig: (log.info("Received %s; shutting down", s.name),
+                                                        loop.create_task(bot.close())))
+        except NotImplementedError:  # pragma: no cover - Windows
+            pass
+    log.info("Starting sdcord; WebUI at %s", settings.webui_display_url)
+    try:
+        async with bot:
+            await bot.start(settings.discord_token or "")
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal")
+        raise SystemExit(1) from None
+    finally:
+        # discord.py's `async with` stops waiting once Discord is closed; wait for the whole
+        # shutdown (engine, job store, WebUI sessions) so nothing is cut off by asyncio.run.
+        await bot.close()
+        if demo_server is not None:
+            await demo_server.stop()
+    log.info("sdcord stopped")

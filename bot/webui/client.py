@@ -1,0 +1,634 @@
+"""Async client for the Stable Diffusion WebUI HTTP API (A1111 / Forge / SD.Next `/sdapi/v1`).
+
+One aiohttp session per client, created lazily inside the running loop. Every call class has its own
+explicit timeout (long for generation and extras, short for catalogue and progress). Generation POSTs
+are never retried: a WebUI keeps running a job whose client went away, so a retry would run it twice.
+Large generation bodies are read as bytes and decoded (orjson + base64) in a worker thread so the
+event loop never stalls; they are requested without gzip, which would otherwise cost the server a
+level-9 compression and us an in-loop decompression of several megabytes.
+
+Errors are classified per the reference's §10 rule (status code + the body's `error` field) into
+WebUIError subclasses whose `.message` is one user-facing sentence without credentials.
+
+Never imports discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from bot.errors import (
+    WebUIAuthError,
+    WebUIConnectionError,
+    WebUIError,
+    WebUIResponseError,
+    WebUIServerError,
+    WebUITimeoutError,
+    WebUIValidationError,
+)
+
+from .errors import error_from_response
+from .errors import short as _short
+
+__all__ = [
+    "ExtraResult",
+    "GenerationResult",
+    "Progress",
+    "WebUIAuthError",
+    "WebUIClient",
+    "WebUIConnectionError",
+    "WebUIError",
+    "WebUIResponseError",
+    "WebUIServerError",
+    "WebUITimeoutError",
+    "WebUIValidationError",
+    "decode_generation_response",
+    "error_from_response",
+]
+
+log = logging.getLogger(__name__)
+
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    images: list[bytes]
+    """Decoded image files in response order (a grid first when `index_of_first_image` is 1). Items that
+    are not image data (extensions may put strings there) are left out."""
+    infotexts: list[str]
+    seeds: list[int]
+    info: dict[str, Any]
+    parameters: dict[str, Any]
+    elapsed: float
+    index_of_first_image: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    progress: float
+    eta_relative: float
+    state: dict[str, Any]
+    current_image: bytes | None
+    textinfo: str | None
+
+    @property
+    def job_count(self) -> int:
+        value = self.state.get("job_count", 0)
+        return value if isinstance(value, int) else 0
+
+    @property
+    def idle(self) -> bool:
+        """True when no job runs (`job_count == 0`; -1 means a job is loading)."""
+        return self.job_count == 0
+
+    @property
+    def sampling_step(self) -> int:
+        value = self.state.get("sampling_step", 0)
+        return value if isinstance(value, int) else 0
+
+    @property
+    def sampling_steps(self) -> int:
+        value = self.state.get("sampling_steps", 0)
+        return value if isinstance(value, int) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraResult:
+    image: bytes
+    html_info: str
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _looks_like_image(data: bytes) -> bool:
+    if data.startswith(_IMAGE_MAGIC):
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return True
+    return len(data) > 12 and data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis")
+
+
+def _b64_image(item: Any) -> bytes | None:
+    """Decode one `images[]` item (str, or bytes from the fast path); None when it is not image data."""
+    if isinstance(item, str):
+        if not item.isascii():
+            return None
+        item = item.encode("ascii")
+    if not isinstance(item, bytes) or not item:
+        return None
+    if item.startswith(b"data:"):
+        _, _, item = item.partition(b",")
+    try:
+        data = _a2b(item)
+    except (binascii.Error, ValueError):
+        return None
+    return data if _looks_like_image(data) else None
+
+
+_B64_SLICE = 256 * 1024  # base64 characters per decode call (a multiple of 4)
+
+
+def _a2b(item: bytes) -> bytes:
+    """Base64-decode in slices: one a2b_base64 call over a multi-MB image holds the GIL for
+    several ms and stalls the event loop thread; a 256 KB slice holds it for well under 1 ms."""
+    if len(item) <= _B64_SLICE or b"\n" in item or b"\r" in item or b" " in item:
+        return binascii.a2b_base64(item)  # short, or with white space (slices would misalign)
+    view = memoryview(item)
+    return b"".join([binascii.a2b_base64(view[i:i + _B64_SLICE]) for i in range(0, len(item), _B64_SLICE)])
+
+
+class _Malformed(Exception):
+    pass
+
+
+_IMAGES_PREFIX = b'{"images":['
+
+
+def _split_images(raw: bytes) -> tuple[list[bytes], dict[str, Any]] | None:
+    """Fast path for the usual compact body `{"images":["<b64>",...],...}`: slice the base64 strings out
+    with bytes.find and JSON-parse only the small rest. None when the body is shaped any other way."""
+    if not raw.startswith(_IMAGES_PREFIX):
+        return None
+    items: list[bytes] = []
+    pos = len(_IMAGES_PREFIX)
+    if raw[pos:pos + 1] != b"]":
+        while True:
+            if raw[pos:pos + 1] != b'"':
+                return None
+            end = raw.find(b'"', pos + 1)
+            if end < 0:
+                return None
+            item = raw[pos + 1:end]
+            if b"\\" in item:  # an escaped string (not base64): let the JSON parser handle it all
+                return None
+            items.append(item)
+            sep = raw[end + 1:end + 2]
+            pos = end + 2
+            if sep == b"]":
+                pos -= 1
+                break
+            if sep != b",":
+                return None
+    rest = raw[pos + 1:]
+    try:
+        if rest.startswith(b","):
+            tail = orjson.loads(b"{" + rest[1:])
+        elif rest.strip() == b"}":
+            tail = {}
+        else:
+            return None
+    except orjson.JSONDecodeError:
+        return None
+    return (items, tail) if isinstance(tail, dict) else None
+
+
+def decode_generation_response(raw: bytes, elapsed: float) -> GenerationResult:
+    """Parse a txt2img/img2img response body (sync; run it in a thread). Raises WebUIResponseError."""
+    fast = _split_images(raw)
+    if fast is not None:
+        items: list[Any] = fast[0]
+        data: Any = fast[1]
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
+                                     detail=_short(str(exc))) from None
+        if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
+            raise WebUIResponseError("The WebUI sent a generation response without an image list.",
+                                     detail=_short(raw[:200].decode("utf-8", "replace")))
+        items = data.get("images") or []
+    images: list[bytes] = []
+    skipped = 0
+    for item in items:
+        decoded = _b64_image(item)
+        if decoded is None:
+            skipped += 1
+        else:
+            images.append(decoded)
+    if skipped:
+        log.debug("ignored %d non-image item(s) in the WebUI's images list", skipped)
+    info_raw = data.get("info")
+    info: dict[str, Any] = {}
+    if isinstance(info_raw, dict):
+        info = info_raw
+    elif isinstance(info_raw, str) and info_raw.strip():
+        try:
+            parsed = orjson.loads(info_raw)
+        except orjson.JSONDecodeError:
+            log.debug("the WebUI's info string is not JSON; ignoring it")
+            parsed = None
+        if isinstance(parsed, dict):
+            info = parsed
+    infotexts = [t for t in info.get("infotexts") or [] if isinstance(t, str)]
+    seeds_raw = info.get("all_seeds")
+    if not isinstance(seeds_raw, list):
+        seeds_raw = [info["seed"]] if isinstance(info.get("seed"), int) else []
+    seeds = [s for s in seeds_raw if isinstance(s, int) and not isinstance(s, bool)]
+    index = info.get("index_of_first_image", 0)
+    parameters = data.get("parameters")
+    return GenerationResult(
+        images=images,
+        infotexts=infotexts,
+        seeds=seeds,
+        info=info,
+        parameters=parameters if isinstance(parameters, dict) else {},
+        elapsed=elapsed,
+        index_of_first_image=index if isinstance(index, int) and index >= 0 else 0,
+    )
+
+
+def _decode_extra(raw: bytes) -> ExtraResult:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise WebUIResponseError("The WebUI sent an upscale response that is not JSON.") from None
+    image = _b64_image(data.get("image")) if isinstance(data, dict) else None
+    if image is None:
+        raise WebUIResponseError("The WebUI's upscale response has no image.")
+    html = data.get("html_info")
+    return ExtraResult(image=image, html_info=html if isinstance(html, str) else "")
+
+
+def _decode_progress(raw: bytes) -> Progress:
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise _Malformed("progress is not an object")
+    current = data.get("current_image")
+    image = None
+    if isinstance(current, str) and current:
+        try:
+            image = binascii.a2b_base64(current.partition(",")[2] if current.startswith("data:") else current)
+        except (binascii.Error, ValueError):
+            image = None
+    state = data.get("state")
+    textinfo = data.get("textinfo")
+    progress, eta = data.get("progress"), data.get("eta_relative")
+    return Progress(
+        progress=float(progress) if isinstance(progress, (int, float)) else 0.0,
+        eta_relative=float(eta) if isinstance(eta, (int, float)) else 0.0,
+        state=state if isinstance(state, dict) else {},
+        current_image=image,
+        textinfo=textinfo if isinstance(textinfo, str) else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Client
+# --------------------------------------------------------------------------------------------------
+
+
+def _parse_base_url(base_url: str) -> tuple[URL, tuple[str, str] | None]:
+    text = base_url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("the WebUI URL must look like http://host:port")
+    creds = None
+    if url.user is not None:
+        creds = (url.user, url.password or "")
+    url = url.with_user(None).with_password(None).with_query(None).with_fragment(None)
+    path = url.path if url.path.endswith("/") else url.path + "/"
+    for suffix in ("/sdapi/v1/", "/sdapi/"):  # a pasted API URL: keep the WebUI's own address
+        if path.endswith(suffix):
+            path = path[: -len(suffix) + 1]
+            break
+    return url.with_path(path), creds
+
+
+class WebUIClient:
+    """Client for one WebUI server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        generation_timeout: float = 1800.0,
+        catalogue_timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        name: str | None = None,
+    ):
+        self._base, url_auth = _parse_base_url(base_url)
+        self._auth_pair = auth if auth is not None else url_auth
+        # built by hand: aiohttp.BasicAuth / auth= are deprecated in aiohttp 3.14 and encode_basic_auth is new
+        self._auth_header = _basic_auth(*self._auth_pair) if self._auth_pair else None
+        shown = str(self._base)
+        self.display_url: str = shown[:-1] if shown.endswith("/") else shown
+        self.name = name or self.display_url
+        self.generation_timeout = generation_timeout
+        self.catalogue_timeout = catalogue_timeout
+        self.connect_timeout = connect_timeout
+        self.last_version: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
+        self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
+        self._progress_t = aiohttp.ClientTimeout(total=min(catalogue_timeout, 10.0), sock_connect=connect_timeout)
+
+    def __repr__(self) -> str:
+        return f"WebUIClient({self.display_url!r}, name={self.name!r})"
+
+    # ---------------------------------------------------------------- session
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=16),
+                headers={"User-Agent": "sdcord"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> WebUIClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- transport
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout,
+        compressed: bool = True,
+    ) -> tuple[int, bytes, float]:
+        """One HTTP exchange (never retried here). Returns (status, body, seconds)."""
+        session = self._get_session()
+        url = self._base.join(URL(path))
+        headers = {"Accept": "application/json"}
+        if self._auth_header is not None:  # aiohttp drops it on a cross-origin redirect
+            headers["Authorization"] = self._auth_header
+        if not compressed:
+            headers["Accept-Encoding"] = "identity"
+        data = None
+        if payload is not None:
+            data = await _dumps(payload)
+            headers["Content-Type"] = "application/json"
+        started = time.monotonic()
+        limit = timeout.total
+        try:
+            async with session.request(method, url, data=data, params=params, headers=headers,
+                                       timeout=timeout) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise WebUIConnectionError(
+                f"Can't reach the WebUI at {self.display_url} (no answer to the connection) — "
+                "is it running with --api?", backend=self.display_url, detail=type(exc).__name__,
+                reached=False) from None
+        except TimeoutError:
+            what = "finish the job" if timeout is self._generation_t else "answer"
+            raise WebUITimeoutError(
+                f"The WebUI at {self.display_url} did not {what} within {limit:g} s.",
+                backend=self.display_url, detail=f"{method} /{path} timed out") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise WebUIConnectionError(
+                f"Can't reach the WebUI at {self.display_url} — is it running with --api?",
+                backend=self.display_url, detail=_short(_os_error_text(exc)), reached=False) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
+                aiohttp.ClientConnectionError) as exc:
+            raise WebUIConnectionError(
+                f"The connection to the WebUI at {self.display_url} broke off — is it still running?",
+                backend=self.display_url, detail=_short(f"{type(exc).__name__}: {exc}")) from None
+        except aiohttp.ClientError as exc:
+            raise WebUIConnectionError(
+                f"Can't talk to the WebUI at {self.display_url}: {type(exc).__name__}.",
+                backend=self.display_url, detail=_short(str(exc))) from None
+        elapsed = time.monotonic() - started
+        log.debug("%s %s /%s -> %d (%d bytes, %.2fs)", self.name, method, path, status, len(raw), elapsed)
+        if not 200 <= status < 300:
+            raise error_from_response(status, raw, backend=self.display_url, path=path,
+                                      had_auth=self._auth_header is not None)
+        return status, raw, elapsed
+
+    async def _get_json(self, path: str, *, params: dict[str, str] | None = None) -> Any:
+        _, raw, _ = await self._request("GET", path, params=params, timeout=self._catalogue_t)
+        return self._parse_small(raw, path)
+
+    def _parse_small(self, raw: bytes, path: str) -> Any:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise WebUIResponseError(
+                f"The WebUI at {self.display_url} sent a /{path} answer sdcord can't read (not JSON).",
+                backend=self.display_url, status=200, detail=_short(raw[:200].decode("utf-8", "replace"))) from None
+
+    async def _get_list(self, path: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+        try:
+            data = await self._get_json(path)
+        except WebUIResponseError as exc:
+            if missing_ok and exc.status == 404:
+                return []
+            raise
+        if not isinstance(data, list):
+            raise WebUIResponseError(f"The WebUI at {self.display_url} sent a /{path} answer that is not a list.",
+                                     backend=self.display_url, status=200)
+        return [item for item in data if isinstance(item, dict)]
+
+    # ---------------------------------------------------------------- generation
+
+    async def _generate(self, path: str, payload: dict[str, Any]) -> GenerationResult:
+        _, raw, elapsed = await self._request("POST", path, payload=payload, timeout=self._generation_t,
+                                              compressed=False)
+        try:
+            result = await asyncio.to_thread(decode_generation_response, raw, elapsed)
+        except WebUIResponseError as exc:
+            exc.backend = self.display_url
+            exc.status = 200
+            raise
+        version = result.info.get("version")
+        if isinstance(version, str) and version:
+            self.last_version = version
+        return result
+
+    async def txt2img(self, payload: dict[str, Any]) -> GenerationResult:
+        """POST /sdapi/v1/txt2img (never retried)."""
+        return await self._generate("sdapi/v1/txt2img", payload)
+
+    async def img2img(self, payload: dict[str, Any]) -> GenerationResult:
+        """POST /sdapi/v1/img2img (never retried). `init_images` must be base64 strings."""
+        return await self._generate("sdapi/v1/img2img", payload)
+
+    async def extra_single_image(self, image: bytes, **params: Any) -> ExtraResult:
+        """POST /sdapi/v1/extra-single-image, e.g. `upscaler_1="R-ESRGAN 4x+", upscaling_resize=2`."""
+        payload = {**params, "image": await asyncio.to_thread(_b64, image)}
+        _, raw, _ = await self._request("POST", "sdapi/v1/extra-single-image", payload=payload,
+                                        timeout=self._generation_t, compressed=False)
+        return await asyncio.to_thread(_decode_extra, raw)
+
+    async def png_info(self, image: bytes) -> dict[str, Any]:
+        """POST /sdapi/v1/png-info → {info, items, parameters}."""
+        payload = {"image": await asyncio.to_thread(_b64, image)}
+        _, raw, _ = await self._request("POST", "sdapi/v1/png-info", payload=payload, timeout=self._catalogue_t)
+        data = self._parse_small(raw, "sdapi/v1/png-info")
+        if not isinstance(data, dict):
+            raise WebUIResponseError("The WebUI's png-info answer is not an object.", backend=self.display_url, status=200)
+        return data
+
+    # ---------------------------------------------------------------- progress and control
+
+    async def progress(self, *, skip_current_image: bool = True) -> Progress:
+        """GET /sdapi/v1/progress. Idle means `job_count == 0` (see Progress.idle)."""
+        _, raw, _ = await self._request(
+            "GET", "sdapi/v1/progress", params={"skip_current_image": "true" if skip_current_image else "false"},
+            timeout=self._progress_t)
+        try:
+            return await asyncio.to_thread(_decode_progress, raw) if len(raw) > 65536 else _decode_progress(raw)
+        except (orjson.JSONDecodeError, _Malformed):
+            raise WebUIResponseError(f"The WebUI at {self.display_url} sent a progress answer sdcord can't read.",
+                                     backend=self.display_url, status=200) from None
+
+    async def interrupt(self) -> None:
+        """POST /sdapi/v1/interrupt: the running job (whoever's) stops at its next step and returns 200."""
+        await self._request("POST", "sdapi/v1/interrupt", timeout=self._catalogue_t)
+
+    async def skip(self) -> None:
+        """POST /sdapi/v1/skip: the current batch stops early; later batches run."""
+        await self._request("POST", "sdapi/v1/skip", timeout=self._catalogue_t)
+
+    # ---------------------------------------------------------------- catalogue
+
+    async def sd_models(self) -> list[dict[str, Any]]:
+        return await self._get_list("sdapi/v1/sd-models")
+
+    async def samplers(self) -> list[dict[str, Any]]:
+        return await self._get_list("sdapi/v1/samplers")
+
+    async def schedulers(self) -> list[dict[str, Any]]:
+        """[] on WebUIs without /schedulers (A1111 ≤ 1.9.0, SD.Next)."""
+        return await self._get_list("sdapi/v1/schedulers", missing_ok=True)
+
+    async def upscalers(self) -> list[dict[str, Any]]:
+        return await self._get_list("sdapi/v1/upscalers")
+
+    async def latent_upscale_modes(self) -> list[dict[str, Any]]:
+        return await self._get_list("sdapi/v1/latent-upscale-modes", missing_ok=True)
+
+    async def prompt_styles(self) -> list[dict[str, Any]]:
+        return await self._get_list("sdapi/v1/prompt-styles")
+
+    async def loras(self) -> list[dict[str, Any]]:
+        """[] when the Lora extension is off (404)."""
+        return await self._get_list("sdapi/v1/loras", missing_ok=True)
+
+    async def sd_vae(self) -> list[dict[str, Any]]:
+        """[] on Forge, which removed /sd-vae."""
+        return await self._get_list("sdapi/v1/sd-vae", missing_ok=True)
+
+    async def options(self) -> dict[str, Any]:
+        """GET /sdapi/v1/options (read only: sdcord never POSTs options; it uses override_settings)."""
+        data = await self._get_json("sdapi/v1/options")
+        if not isinstance(data, dict):
+            raise WebUIResponseError("The WebUI's options answer is not an object.", backend=self.display_url, status=200)
+        return data
+
+    # ---------------------------------------------------------------- doctor
+
+    async def _probe(self, path: str) -> tuple[int, Any]:
+        """GET path; 404/405 come back as a status instead of raising."""
+        try:
+            _, raw, _ = await self._request("GET", path, timeout=self._catalogue_t)
+        except WebUIResponseError as exc:
+            if exc.status in (404, 405):
+                return exc.status, None
+            raise
+        try:
+            return 200, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return 200, None
+
+    async def version_info(self) -> dict[str, Any]:
+        """Best-effort flavour/version detection (reference §11) for a doctor command.
+
+        Returns {"flavour": "a1111"|"forge"|"sdnext", "version": str|None, "api": True, "schedulers": bool,
+        "sd_modules": bool, "models": int, "detail": str, "backend": display_url}; "version" is known for
+        SD.Next, otherwise only after a generation (A1111/Forge report it in `info.version`). Raises a
+        WebUIError when the API can't be used at all: unreachable, bad credentials, no --api (404), or a
+        server that does not answer like a WebUI.
+        """
+        out: dict[str, Any] = {"backend": self.display_url, "flavour": "unknown", "version": self.last_version,
+                               "api": False, "schedulers": False, "sd_modules": False, "detail": ""}
+        models = await self._get_json("sdapi/v1/sd-models")
+        if not isinstance(models, list):
+            raise WebUIResponseError(
+                f"The server at {self.display_url} answered, but not like a Stable Diffusion WebUI.",
+                backend=self.display_url, status=200)
+        out["api"] = True
+        out["models"] = len(models)
+        (sched_status, _), (modules_status, _), (version_status, version_body) = await asyncio.gather(
+            self._probe("sdapi/v1/schedulers"), self._probe("sdapi/v1/sd-modules"), self._probe("sdapi/v1/version"))
+        out["schedulers"] = sched_status == 200
+        out["sd_modules"] = modules_status == 200
+        version = self.last_version
+        if version_status == 200 and isinstance(version_body, dict):
+            out["flavour"] = "sdnext"
+            sdnext_version = version_body.get("version") or version_body.get("hash") or version_body.get("updated")
+            out["version"] = str(sdnext_version) if sdnext_version else version
+            out["detail"] = "SD.Next"
+        elif modules_status == 200 or (version or "").startswith("f"):
+            out["flavour"] = "forge"
+            out["detail"] = "Forge"
+        elif sched_status == 200:
+            out["flavour"] = "a1111"
+            out["detail"] = "AUTOMATIC1111 1.9.1 or later"
+        else:
+            out["flavour"] = "a1111"
+            out["detail"] = "AUTOMATIC1111 1.9.0 or older (no /schedulers), or SD.Next"
+        return out
+
+
+def _basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+async def _dumps(payload: Any) -> bytes:
+    """orjson for request bodies; large ones (init images) are encoded in a thread."""
+    def dump() -> bytes:
+        try:
+            return orjson.dumps(payload)
+        except TypeError:
+            import json
+
+            return json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
+
+    if isinstance(payload, dict) and any(isinstance(v, (str, list)) and len(v) > 65536 for v in payload.values()):
+        return await asyncio.to_thread(dump)
+    return dump()
+
+
+def _os_error_text(exc: aiohttp.ClientConnectorError) -> str:
+    os_error = getattr(exc, "os_error", None)
+    if os_error is not None:
+        return f"{type(os_error).__name__}: {getattr(os_error, 'strerror', None) or os_error}"
+    return type(exc).__name__

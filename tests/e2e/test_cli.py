@@ -1,0 +1,140 @@
+"""The `sdcord` command as a user runs it: a real process, configured from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.images import png
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "WEBUI_", "SDCORD_", "DEFAULT_",
+                                                                      "MAX_", "LOG_LEVEL"))}
+    env.update({"SDCORD_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+async def sdcord(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tmp_path: Path) -> None:
+    fake = fake_discord
+    env = clean_env(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base,
+                    DISCORD_GATEWAY_URL=fake.gateway_url, DISCORD_GUILD_IDS=str(fake.guild.id))
+    proc = await sdcord("--demo", "--step-delay", "0", env=env, cwd=tmp_path)
+    try:
+        await fake.wait_for_commands({"draw"}, guild_id=fake.guild.id, timeout=30)
+        ix = None
+        for _ in range(100):  # the gateway session may still be starting
+            ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a lighthouse", "seed": 3})
+            try:
+                await ix.wait_ack(timeout=0.5)
+                break
+            except Exception:  # noqa: BLE001 - not connected yet
+                continue
+        assert ix is not None
+        await ix.wait_for(lambda i: i.original is not None and bool(i.original.attachments), timeout=30)
+        att = ix.original.attachments[0]
+        assert att.filename == "00001-3.png" and "a lighthouse" in (png.read_parameters(att.data) or "")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "sdcord stopped" in text
+    assert "Unclosed" not in text and "Traceback" not in text  # everything was shut down, nothing cut off
+    assert fake.token not in text  # the token is never logged
+
+
+async def test_invalid_configuration_stops_startup_with_one_line_per_problem(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, MAX_STEPS="many", WEBUI_URL="gopher://x")
+    proc = await sdcord(env=env, cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 2
+    for name in ("DISCORD_TOKEN:", "WEBUI_URL:", "MAX_STEPS:"):
+        assert sum(line.strip().startswith(name) for line in text.splitlines()) == 1, text
+
+
+async def test_dotenv_in_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("MAX_STEPS=many\n")
+    proc = await sdcord("doctor", env=clean_env(tmp_path), cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1 and "MAX_STEPS" in out.decode()
+
+
+async def test_demo_webui_command_serves_the_api(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await sdcord("demo-webui", "--port", str(port), env=clean_env(tmp_path), cwd=tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/sdapi/v1/samplers") as resp:
+                        samplers = await resp.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("demo WebUI did not start")
+        assert "DPM++ 2M" in [s["name"] for s in samplers]
+    finally:
+        # SIGTERM, not SIGINT: a shell starts background jobs with SIGINT ignored, and `serve` handles both
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 5)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text
+
+
+async def test_doctor_reports_a_healthy_setup(demo_webui: Any, tmp_path: Path) -> None:
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_webui.url),
+                        cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    assert "WebUI reachable" in text and "DEFAULT_SAMPLER" in text and "All checks passed" in text
+    assert "\nDISCORD_TOKEN " in text and "set" in text
+
+
+async def test_doctor_fails_when_the_webui_is_unreachable(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = await sdcord("doctor", env=clean_env(tmp_path, WEBUI_URL=url), cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 1
+    assert "FAIL" in text and "reach the WebUI" in text
+    assert "DISCORD_TOKEN" in text  # missing token is reported too
+
+
+async def test_doctor_checks_every_backend(demo_webui: Any, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=f"{demo_webui.url},{down}"),
+                        cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 1, text
+    lines = text.splitlines()
+    assert any(line.startswith("WebUI #1 reachable") and " ok " in line for line in lines), text
+    assert any(line.startswith("WebUI #2 reachable") and "FAIL" in line for line in lines), text
