@@ -55,6 +55,7 @@ class JobBook:
             created_at=time.time(), guild_id=job.origin.guild_id, channel_id=job.origin.channel_id,
             parent_id=job.origin.parent_id, origin=job.origin.to_dict(),
             extra={"notes": list(request.notes), "spoiler": request.spoiler}, round=job.round, seq=job.seq,
+            message_id=job.message_id,
         )
         return await self.writer.add(record)
 

@@ -133,12 +133,15 @@ class Engine:
     def release(self, ticket: Ticket) -> None:
         self.scheduler.release(ticket)
 
-    async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput, origin: Origin) -> Job:
-        """Store the job (committed before this returns), then queue it. Raises StorageError when the
-        store can't keep it; the ticket is given back then."""
+    async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput, origin: Origin, *,
+                     message_id: int | None = None) -> Job:
+        """Store the job (committed before this returns), then queue it. `message_id`: its message, when
+        already known (a deferred response). Raises StorageError when the store can't keep it; the ticket
+        is given back then."""
         try:
             stored = await self._stored_request(request)
             job = self.scheduler.new_job(ticket, stored, origin)
+            job.message_id = message_id
         except BaseException:
             self.scheduler.release(ticket)
             raise

@@ -150,6 +150,16 @@ class Actions:
     def __init__(self, bot: SDBot) -> None:
         self.bot = bot
         self.engine = bot.engine
+        self._response_ids: dict[int, int] = {}  # interaction id -> its deferred response message
+
+    async def defer(self, interaction: discord.Interaction[Any], **options: Any) -> None:
+        """Acknowledge within Discord's 3 s; remember the response message's id (Discord returns it), so a job
+        is stored together with its message and can be brought up to date after any restart."""
+        response = await interaction.response.defer(**options)
+        if response is not None and response.message_id is not None:
+            self._response_ids[interaction.id] = response.message_id
+            while len(self._response_ids) > 1000:  # deferred, then refused before a job started
+                self._response_ids.pop(next(iter(self._response_ids)))
 
     # ------------------------------------------------------------------ the one way a job starts
     async def _start(self, origin: Origin, prepare: Prepare) -> None:
@@ -161,7 +171,9 @@ class Actions:
         except BaseException:
             self.engine.release(ticket)
             raise
-        job = await self.engine.submit(ticket, request, origin)
+        finally:
+            message_id = self._response_ids.pop(origin.interaction.id, None) if origin.interaction else None
+        job = await self.engine.submit(ticket, request, origin, message_id=message_id)
         self.bot.deliveries.follow(job)
 
     async def draw(self, interaction: discord.Interaction[SDBot], opts: DrawOptions, *,
@@ -176,7 +188,7 @@ class Actions:
         built = await preparer.prepare_for(opts, place, preset=preset)
 
         async def prepare() -> BuiltPayload:
-            await interaction.response.defer(thinking=True)  # before any download or WebUI call: 3 s holds
+            await self.defer(interaction, thinking=True)  # before any download or WebUI call: 3 s holds
             request = built
             if init_image is not None:  # only the interaction's own attachment; no URLs fetched
                 data, size = await load_checked(init_image, "init_image")
@@ -199,7 +211,7 @@ class Actions:
     async def _rerun_message(self, interaction: discord.Interaction[SDBot], message: discord.Message,
                              job_id: str | None, *, index: int = 0, variation: float | None = None) -> None:
         """Run a message's job (or its images' parameters) again for whoever asked, in a new message."""
-        await interaction.response.defer(thinking=True)  # a new message becomes the rerun's job message
+        await self.defer(interaction, thinking=True)  # a new message becomes the rerun's job message
         options, parent = await self.engine.preparer.rerun_options(
             job_id=job_id, message_id=message.id, index=index, variation=variation,
             images=_attachment_loader(_images_only(message.attachments)))
@@ -212,7 +224,7 @@ class Actions:
         await self.engine.preparer.check_place(place_of(interaction))
 
         async def prepare() -> UpscaleInput:
-            await interaction.response.defer(thinking=True)
+            await self.defer(interaction, thinking=True)
             data, size = await load_checked(image, "image")
             return await self.engine.preparer.upscale(data, size, scale=scale, upscaler=upscaler)
 
@@ -257,7 +269,7 @@ class Actions:
         source = record.id if record else None
 
         async def prepare() -> UpscaleInput:
-            await interaction.response.defer(thinking=True)
+            await self.defer(interaction, thinking=True)
             data, size = await load_checked(images[index], "image")
             request = await self.engine.preparer.upscale(data, size, scale=2.0, upscaler=None)
             return dataclasses.replace(request, source_job=source, index=index)
@@ -396,5 +408,5 @@ class EditModal(SDModal, title="Edit and run again"):
         except ValueError:
             raise OptionError(["`Parameters` must be a line like `Steps: 20, Sampler: DPM++ 2M, CFG scale: 7, "
                                "Seed: -1, Size: 512x512` (at least three of them)."]) from None
-        await interaction.response.defer(thinking=True)
+        await interaction.client.actions.defer(interaction, thinking=True)
         await interaction.client.actions.rerun(interaction, options, parent=self.job_id)

@@ -62,10 +62,9 @@ class InteractionHook:
     def usable(self) -> bool:
         return not self.broken and time.time() < self.ref.expires_at - TOKEN_MARGIN
 
-    async def edit(self, message_id: int | None, **fields: Any) -> int:
-        """Edit the original response (`message_id` None) or that message; returns the message id."""
-        target = "@original" if message_id is None else str(int(message_id))
-        route = Route("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/" + target,
+    async def edit(self, **fields: Any) -> int:
+        """Edit the interaction's original response (the job message); returns its message id."""
+        route = Route("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
                       webhook_id=self.ref.application_id, webhook_token=self.ref.token)
         with handle_message_parameters(previous_allowed_mentions=self.bot.allowed_mentions, **fields) as params:
             if params.files:
@@ -114,7 +113,7 @@ class JobMessage:
             return False
         if self.hook is not None and self.hook.usable():
             try:
-                message_id = await self.hook.edit(self.message_id, **fields)
+                message_id = await self.hook.edit(**fields)
             except discord.HTTPException as exc:
                 if exc.code == _UNKNOWN_MESSAGE:
                     self.gone = True

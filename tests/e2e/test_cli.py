@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +11,9 @@ import aiohttp
 import pytest
 
 from bot.images import png
+from tests.support.processes import clean_env, free_port, sdcord
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "WEBUI_", "SDCORD_", "DEFAULT_",
-                                                                      "MAX_", "LOG_LEVEL"))}
-    env.update({"SDCORD_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}, **extra)
-    return env
-
-
-async def sdcord(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tmp_path: Path) -> None:
