@@ -227,3 +227,36 @@ async def test_status_shows_backends_queue_and_my_jobs(fake_discord: Any, demo_w
         assert "Upscale 2× of image 1" in ix.original.content, ix.original.content
         for job in (mine, up):
             await finished(job)
+
+
+async def test_a_result_that_can_be_shown_nowhere_ends_in_a_clear_record(fake_discord: Any, demo_webui: Any,
+                                                                          tmp_path: Path) -> None:
+    """Token expired and the channel refuses the bot (deleted, or its permissions taken away): the job
+    still ends, as done with the reason it couldn't be shown; nothing stays queued or running."""
+    from bot.core.engine import STORE_FILE
+    from bot.core.store import JobStore
+
+    fake = fake_discord
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)) as bot:
+        fake.token_lifetime = 0.0
+        fake.inject_error("*", r"^/channels/\d+/messages", 403, 50001, "Missing Access", count=50)
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "nowhere to go"})
+        await ix.wait_ack()
+        job = await wait_for_job(bot)
+        await job.wait_done(20)
+        await wait_until(lambda: not bot.deliveries.messages, timeout=20)
+        await bot.engine.flush()
+    store = await JobStore.open(tmp_path / STORE_FILE)
+    try:
+        record = await store.get(job.id)
+        assert record is not None and record.status == "done" and record.delivered_at is not None
+        assert "Missing Access" in (record.delivery_error or "") and await store.unfinished() == []
+        assert record.origin.get("interaction") is None  # the token is not kept once it is of no use
+    finally:
+        await store.close()
+    assert list((tmp_path / "results").iterdir()) == []
+
+
+async def wait_for_job(bot: Any) -> Any:
+    await wait_until(lambda: bool(bot.engine.scheduler.jobs), timeout=10)
+    return next(iter(bot.engine.scheduler.jobs.values()))

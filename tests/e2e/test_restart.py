@@ -206,3 +206,36 @@ async def test_a_job_whose_token_expired_while_the_bot_was_down_ends_through_the
     assert set(reply.pinged_user_ids) == {fake.alice.id}
     assert "images are in the reply below" in late.original.content  # the job message, edited as a channel message
     assert len(posted_results(fake)) == 2
+
+
+async def test_a_result_finished_before_a_crash_is_posted_not_rendered_again(
+    fake_discord: Any, demo_webui: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The images are kept in the data dir before a job counts as done: a stop between "done" and
+    "posted" posts them at the next start, without asking the WebUI again."""
+    from bot.discord_app.delivery import JobMessage
+    from tests.support.harness import bot_settings, running_bot
+
+    fake = fake_discord
+    settings = bot_settings(fake, demo_webui.url, tmp_path)
+
+    async def lost(self: JobMessage) -> None:  # the process died right after the WebUI answered
+        self.finished.set()
+
+    with monkeypatch.context() as m:
+        m.setattr(JobMessage, "deliver", lost)
+        async with running_bot(fake, settings) as bot:
+            ix = await draw(fake, fake.alice, "kept on disk", seed=11)
+            await fake.wait_until(lambda: any(j.state.value == "done" for j in bot.engine.scheduler.jobs.values()),
+                                  timeout=20)
+            await bot.engine.flush()
+    assert not results(ix.original)
+    kept = list((tmp_path / "results").iterdir())
+    assert len(kept) == 1 and len(list(kept[0].iterdir())) == 1
+    async with running_bot(fake, settings):
+        await ix.wait_for(lambda i: bool(results(i.original)), timeout=20)
+    assert prompts(demo_webui) == ["kept on disk"]
+    (att,) = results(ix.original)
+    assert att.filename.endswith("-11.png") and att.data == demo_webui.responses[-1].images[0]
+    assert list((tmp_path / "results").iterdir()) == []  # delivered: the copy is gone
+
