@@ -62,6 +62,7 @@ class Settings:
     max_input_image_bytes: int = 10 * 1024 * 1024  # img2img and /upscale attachments
     max_upscale_pixels: int = 4096 * 4096  # width x height of an /upscale result
     shutdown_grace: float = 30.0  # seconds running jobs get to finish when the bot is asked to stop
+    job_retention: float = 300.0  # seconds a finished job stays in memory (benchmarks shorten it)
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -235,6 +236,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
                               8192 * 8192)
     wait_limit = r.get("BACKEND_WAIT_LIMIT", d.backend_wait_limit, _parse_positive_float,
                        "a number of seconds above 0")
+    retention = r.get("SDCORD_JOB_RETENTION", d.job_retention, _parse_positive_float, "a number of seconds above 0")
     grace = r.get("SHUTDOWN_GRACE", d.shutdown_grace, _parse_seconds_or_zero, "a number of seconds from 0 to 3600")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
@@ -279,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         max_input_image_bytes=input_mb * 1024 * 1024,
         max_upscale_pixels=upscale_pixels,
         shutdown_grace=grace,
+        job_retention=retention,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )

@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
 from bot.core.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
 from bot.discord_app.bot import EngineCogMixin
-from bot.discord_app.render import status_text
+from bot.discord_app.render import STATUS_JOBS, status_text
 
 if TYPE_CHECKING:
     from bot.discord_app.bot import SDBot
@@ -86,8 +86,9 @@ class Generate(EngineCogMixin, commands.Cog):
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:
         engine = self.engine
-        mine = [(job, engine.position(job)) for job in engine.user_jobs(interaction.user.id)]
-        text = status_text(engine.backend_status(), engine.queue_length(), mine)
+        jobs = engine.user_jobs(interaction.user.id)
+        mine = [(job, engine.position(job)) for job in jobs[:STATUS_JOBS]]
+        text = status_text(engine.backend_status(), engine.queue_length(), mine, total=len(jobs))
         await interaction.response.send_message(text, ephemeral=True)
 
     @draw.autocomplete("model")

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.errors import JobFailed, JobInterrupted, WebUIError
@@ -73,17 +74,19 @@ class JobBook:
                 changes["error"] = getattr(job.error, "message", None) or repr(job.error)
         self.writer.update(job.id, **changes)
 
-    async def save_outcome(self, job: Job, outcome: Outcome) -> None:
-        """Keep the images and the outcome before the job counts as done."""
+    async def save_outcome(self, job: Job, outcome: Outcome) -> Outcome:
+        """Keep the images and the outcome before the job counts as done. Returns the outcome to hold
+        in memory: without its image bytes once they are on disk (the delivery uploads the files)."""
         try:
             await asyncio.to_thread(self.files.save_results, job.id,
                                     [(img.filename, img.data) for img in outcome.images])
         except (OSError, ValueError):
             log.exception("Job %s: could not keep its images for delivery after a restart", job.id)
-            return
+            return outcome
         error = await self.writer.update(job.id, outcome=outcome.record())
         if error is not None:
             log.error("Job %s: could not record its outcome: %r", job.id, error)
+        return outcome.without_data()
 
     def note_message(self, job: Job, message_id: int) -> None:
         job.message_id = message_id
@@ -107,17 +110,21 @@ class JobBook:
         job.progress = None
 
     async def outcome(self, job: Job) -> Outcome | None:
-        """A finished job's outcome, from memory or (after a restart) from the data dir."""
+        """A finished job's outcome, from memory or (after a restart) from the store; images without
+        bytes are in the data dir (`image_file`)."""
         if isinstance(job.result, Outcome):
             return job.result
         data = self._outcomes.get(job.id)
         if data is None:
             return None
-        names = [entry["filename"] for entry in data.get("images") or []]
-        blobs = [await asyncio.to_thread(self.files.load_result, job.id, n) for n in names]
-        if any(b is None for b in blobs):
-            return None
-        return Outcome.from_record(data, [b for b in blobs if b is not None])
+        outcome = Outcome.from_record(data, [b""] * len(data.get("images") or []))
+        for img in outcome.images:
+            if not await asyncio.to_thread(self.files.has_result, job.id, img.filename):
+                return None
+        return outcome
+
+    def image_file(self, job: Job, filename: str) -> Path | None:
+        return self.files.result_path(job.id, filename)
 
     async def flush(self) -> None:
         await self.writer.flush()

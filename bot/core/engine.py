@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import StorageError
@@ -45,7 +46,7 @@ STORE_FILE = "sdcord.db"
 
 class Engine:
     def __init__(self, settings: Settings, clients: list[WebUIClient] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, retention: float | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.clients = clients if clients is not None else [
             WebUIClient(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}")
@@ -57,10 +58,9 @@ class Engine:
         self.generator = Generator(self.files)
         self.prefs = Preferences()
         rate, per = settings.rate_limit
-        extra = {"retention": retention} if retention is not None else {}
         self.scheduler = Scheduler(
-            self.clients, self._run_job, rate=rate, per=per, clock=clock,
-            max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit, **extra,
+            self.clients, self._run_job, rate=rate, per=per, clock=clock, retention=settings.job_retention,
+            max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit,
         )
         self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
         self._book: JobBook | None = None
@@ -177,8 +177,7 @@ class Engine:
             outcome = await self.generator.upscale(request, client, filesize_limit=limit)
         else:
             outcome = await self.generator.generate(request, client, filesize_limit=limit)
-        await self.book.save_outcome(job, outcome)
-        return outcome
+        return await self.book.save_outcome(job, outcome)  # the bytes stay on disk, not in memory
 
     def job(self, job_id: str) -> Job | None:
         return self.scheduler.get(job_id)
@@ -214,6 +213,10 @@ class Engine:
             return None
         await self.book.settled(job)
         return await self.book.outcome(job)
+
+    def image_file(self, job: Job, filename: str) -> Path | None:
+        """Where a result image without bytes in memory is kept until delivered."""
+        return self.book.image_file(job, filename)
 
     async def settled(self, job: Job) -> None:
         """Wait until the job's end is committed: deliver nothing the store doesn't know yet."""

@@ -81,6 +81,10 @@ class DataFiles:
         except FileNotFoundError:
             return None
 
+    def result_path(self, job_id: str, name: str) -> Path | None:
+        """Where a kept result image is (None for an unsafe name)."""
+        return self._result_dir(job_id) / name if _SAFE_NAME.match(name) else None
+
     def has_result(self, job_id: str, name: str) -> bool:
         return bool(_SAFE_NAME.match(name)) and (self._result_dir(job_id) / name).is_file()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 import sys
 import time
@@ -68,6 +69,10 @@ class Outcome:
     elapsed: float
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def without_data(self) -> Outcome:
+        """The same outcome with its image bytes dropped (they are kept in the data dir)."""
+        return dataclasses.replace(self, images=[dataclasses.replace(i, data=b"") for i in self.images])
 
     def record(self) -> dict[str, Any]:
         """What the job store keeps (the images themselves go to the data dir until delivered)."""

@@ -7,7 +7,8 @@ back by an unreachable backend (`Job.front`) go before all others.
 
 Waiting jobs live in a `SortedList` keyed by `Job.key`: push, remove, pop and a job's position are
 O(log n). Per user only the rounds of their unfinished jobs are kept (a handful, bounded by
-MAX_QUEUED_PER_USER), which gives both the next round and the user's number of unfinished jobs.
+MAX_QUEUED_PER_USER), in a sorted list of their own: the next round and the user's number of
+unfinished jobs come from it in O(log k).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class FairQueue:
     def __init__(self) -> None:
         self._order: SortedList[tuple[int, int, int, str]] = SortedList()
         self._waiting: dict[str, Job] = {}
-        self._user_rounds: dict[int, list[int]] = {}  # user -> rounds of their unfinished jobs
+        self._user_rounds: dict[int, SortedList[int]] = {}  # user -> rounds of their unfinished jobs
         self._round = 0  # the round being served
         self._seq = itertools.count()
 
@@ -34,22 +35,24 @@ class FairQueue:
     def next_key(self, user_id: int) -> tuple[int, int]:
         """(round, seq) for a new job of `user_id`."""
         rounds = self._user_rounds.get(user_id)
-        last = max(rounds) if rounds else 0
+        last = rounds[-1] if rounds else 0
         return max(last + 1, self._round), next(self._seq)
 
     def register(self, job: Job) -> None:
         """Count `job` as one of its user's unfinished jobs (new or restored)."""
-        self._user_rounds.setdefault(job.user_id, []).append(job.round)
+        rounds = self._user_rounds.get(job.user_id)
+        if rounds is None:
+            rounds = self._user_rounds[job.user_id] = SortedList()
+        rounds.add(job.round)
 
     def settle(self, job: Job) -> None:
         """`job` ended: it no longer counts for its user's next round. Keeps the table pruned."""
         rounds = self._user_rounds.get(job.user_id)
         if not rounds:
             return
-        try:
-            rounds.remove(job.round)
-        except ValueError:
+        if job.round not in rounds:
             return
+        rounds.remove(job.round)
         if not rounds:
             del self._user_rounds[job.user_id]
 

@@ -85,6 +85,9 @@ class SDBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # prompts are echoed: never ping anyone by default
             tree_cls=SDTree,
             help_command=None,
+            # Nothing reads discord.py's message cache (buttons carry their message, reactions are raw
+            # events); its default 1,000 messages with components cost ~9 KB each (bench/overhead.py).
+            max_messages=None,
         )
         self.settings = settings
         self.engine = engine

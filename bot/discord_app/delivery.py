@@ -26,7 +26,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import discord
-from discord.http import Route, handle_message_parameters
+from discord.http import handle_message_parameters
+from discord.webhook.async_ import async_context
 
 from bot.core.generate import Outcome
 from bot.core.jobs import InteractionRef, Job, JobState
@@ -63,14 +64,17 @@ class InteractionHook:
         return not self.broken and time.time() < self.ref.expires_at - TOKEN_MARGIN
 
     async def edit(self, **fields: Any) -> int:
-        """Edit the interaction's original response (the job message); returns its message id."""
-        route = Route("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
-                      webhook_id=self.ref.application_id, webhook_token=self.ref.token)
+        """Edit the interaction's original response (the job message); returns its message id.
+
+        This goes through discord.py's webhook adapter, the path `Interaction.edit_original_response`
+        takes: its rate-limit locks are weak references, whereas `HTTPClient.request` keeps a bucket per
+        token for 300 s (about 1 KB a job on a busy bot)."""
+        webhook = discord.Webhook.partial(self.ref.application_id, self.ref.token, client=self.bot)
         with handle_message_parameters(previous_allowed_mentions=self.bot.allowed_mentions, **fields) as params:
-            if params.files:
-                data = await self.bot.http.request(route, files=params.files, form=params.multipart)
-            else:
-                data = await self.bot.http.request(route, json=params.payload)
+            data = await async_context.get().edit_original_interaction_response(
+                self.ref.application_id, self.ref.token, session=webhook.session, proxy=webhook.proxy,
+                proxy_auth=webhook.proxy_auth, payload=params.payload, multipart=params.multipart,
+                files=params.files)
         return int(data["id"])
 
 
@@ -256,18 +260,29 @@ class JobMessage:
             summary += f"\n-# for <@{self.job.user_id}>"
         view = result_view(self.job.id, len(outcome.images), self.job.request.kind)
 
-        def files() -> list[discord.File]:  # a File is consumed by a send attempt
-            return [discord.File(io.BytesIO(img.data), filename=img.filename, spoiler=self.spoiler)
-                    for img in outcome.images]
+        opened: list[Any] = []
 
-        # Through the token while it is safe; a job that posted its own message puts the result there.
-        if await self._edit(content=summary, attachments=files(), view=view,
-                            channel_fallback=self.origin.interaction is None):
-            return True, None
-        # The token is (nearly) expired or the message is gone: a channel message replying to the job,
-        # so the requester is notified.
-        sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=files(), view=view,
-                                           nonce=f"sdcord-r-{self.job.id}")
+        async def files() -> list[discord.File]:  # a File is consumed by a send attempt
+            out = []
+            for img in outcome.images:  # uploaded from the data dir (no copy in memory) unless only in memory
+                path = None if img.data else self.engine.image_file(self.job, img.filename)
+                source: Any = io.BytesIO(img.data) if path is None else await asyncio.to_thread(open, path, "rb")
+                opened.append(source)
+                out.append(discord.File(source, filename=img.filename, spoiler=self.spoiler))
+            return out
+
+        try:
+            # Through the token while it is safe; a job that posted its own message puts the result there.
+            if await self._edit(content=summary, attachments=await files(), view=view,
+                                channel_fallback=self.origin.interaction is None):
+                return True, None
+            # The token is (nearly) expired or the message is gone: a channel message replying to the job,
+            # so the requester is notified.
+            sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=await files(), view=view,
+                                               nonce=f"sdcord-r-{self.job.id}")
+        finally:
+            for source in opened:  # discord.py leaves file objects it did not open to their owner
+                source.close()
         await self._safe_final_edit(content=final_text(self.job), attachments=[], view=None)
         return True, sent.id
 

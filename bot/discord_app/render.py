@@ -94,8 +94,13 @@ def final_text(job: Job, reason: str | None = None) -> str:
     return f"❌ {reason}"
 
 
-def status_text(backends: Sequence[BackendStatus], queue_length: int, mine: Sequence[tuple[Job, int | None]]) -> str:
-    """/status: each backend, the queue length, the caller's own jobs with their positions."""
+STATUS_JOBS = 20  # the caller's jobs listed by /status; the rest are counted
+
+
+def status_text(backends: Sequence[BackendStatus], queue_length: int, mine: Sequence[tuple[Job, int | None]],
+                total: int | None = None) -> str:
+    """/status: each backend, the queue length, the caller's own jobs with their positions (the first
+    STATUS_JOBS of `total`)."""
     lines = ["**Backends**"]
     for i, b in enumerate(backends, 1):
         if not b.up:
@@ -108,12 +113,15 @@ def status_text(backends: Sequence[BackendStatus], queue_length: int, mine: Sequ
     lines.append(f"**Queue**: {queue_length} waiting")
     if mine:
         lines.append("**Your jobs**")
-        for job, position in mine:
+        for job, position in mine[:STATUS_JOBS]:
             if job.state is JobState.RUNNING:
                 where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
             else:
                 where = f"queued, position {position}"
             lines.append(f"`{job.id}` {where} — {escape(job.request.title, 80)}")
+        more = (total or len(mine)) - len(mine)
+        if more > 0:
+            lines.append(f"…and {more} more.")
     else:
         lines.append("You have no jobs waiting or running.")
     return "\n".join(lines)[:2000]

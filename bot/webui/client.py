@@ -19,7 +19,9 @@ import asyncio
 import base64
 import binascii
 import logging
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,7 @@ from bot.errors import (
 )
 
 from .errors import error_from_response
+from .stream import GenerationStream
 from .errors import short as _short
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_STREAM_CHUNK = 64 * 1024
 
 
 
@@ -224,6 +229,11 @@ def decode_generation_response(raw: bytes, elapsed: float) -> GenerationResult:
             images.append(decoded)
     if skipped:
         log.debug("ignored %d non-image item(s) in the WebUI's images list", skipped)
+    return result_from(images, data, elapsed)
+
+
+def result_from(images: list[bytes], data: dict[str, Any], elapsed: float) -> GenerationResult:
+    """A GenerationResult from the decoded images and the rest of the body (`info`, `parameters`)."""
     info_raw = data.get("info")
     info: dict[str, Any] = {}
     if isinstance(info_raw, dict):
@@ -378,8 +388,10 @@ class WebUIClient:
         params: dict[str, str] | None = None,
         timeout: aiohttp.ClientTimeout,
         compressed: bool = True,
+        sink: Callable[[bytes], None] | None = None,
     ) -> tuple[int, bytes, float]:
-        """One HTTP exchange (never retried here). Returns (status, body, seconds)."""
+        """One HTTP exchange (never retried here). Returns (status, body, seconds). With `sink`, a 2xx
+        body is handed to it chunk by chunk as it arrives instead (and b"" returned)."""
         session = self._get_session()
         url = self._base.join(URL(path))
         headers = {"Accept": "application/json"}
@@ -396,8 +408,13 @@ class WebUIClient:
         try:
             async with session.request(method, url, data=data, params=params, headers=headers,
                                        timeout=timeout) as resp:
-                raw = await resp.read()
                 status = resp.status
+                if sink is not None and 200 <= status < 300:
+                    raw = b""
+                    async for chunk in resp.content.iter_chunked(_STREAM_CHUNK):
+                        sink(chunk)
+                else:
+                    raw = await resp.read()
         except aiohttp.ConnectionTimeoutError as exc:
             raise WebUIConnectionError(
                 f"Can't reach the WebUI at {self.display_url} (no answer to the connection) — "
@@ -455,10 +472,17 @@ class WebUIClient:
     # ---------------------------------------------------------------- generation
 
     async def _generate(self, path: str, payload: dict[str, Any]) -> GenerationResult:
-        _, raw, elapsed = await self._request("POST", path, payload=payload, timeout=self._generation_t,
-                                              compressed=False)
+        """The body is decoded while it arrives (GenerationStream): never held whole in memory."""
+        stream = GenerationStream()
+        _, _, elapsed = await self._request("POST", path, payload=payload, timeout=self._generation_t,
+                                            compressed=False, sink=stream.feed)
         try:
-            result = await asyncio.to_thread(decode_generation_response, raw, elapsed)
+            images, rest, raw = stream.finish()
+            if rest is not None:
+                result = result_from(images, rest, elapsed)
+            else:  # not the usual shape: parse what is left whole, in a thread
+                parsed = await asyncio.to_thread(decode_generation_response, raw or b"", elapsed)
+                result = dataclasses.replace(parsed, images=images + parsed.images)
         except WebUIResponseError as exc:
             exc.backend = self.display_url
             exc.status = 200
