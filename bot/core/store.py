@@ -21,6 +21,8 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from bot.errors import SdcordError
+
 __all__ = ["IdTaken", "JobRecord", "JobStore", "MIGRATIONS", "StoreWriter"]
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ _JSON_FIELDS = {"payload", "seeds", "infotexts", "origin", "extra", "outcome"}
 UNDELIVERED_QUERY = "SELECT * FROM jobs WHERE delivered_at IS NULL ORDER BY seq"
 
 
-class IdTaken(Exception):
+class IdTaken(SdcordError):
     """A job id is already in the store (ids are 8 hex digits, so this can happen): pick another."""
 
 

@@ -260,3 +260,23 @@ async def test_a_result_that_can_be_shown_nowhere_ends_in_a_clear_record(fake_di
 async def wait_for_job(bot: Any) -> Any:
     await wait_until(lambda: bool(bot.engine.scheduler.jobs), timeout=10)
     return next(iter(bot.engine.scheduler.jobs.values()))
+
+
+async def test_a_timed_out_generation_is_interrupted_and_never_overlaps_the_next(
+    fake_discord: Any, demo_webui_factory: Any, tmp_path: Path
+) -> None:
+    """WEBUI_TIMEOUT passes while the WebUI still renders (it never drops a request whose client left):
+    the job fails clearly, that WebUI is interrupted, and the next job is sent only once it is idle."""
+    import dataclasses
+
+    fake = fake_discord
+    demo = await demo_webui_factory(step_delay=0.1)  # 2 s a job
+    settings = dataclasses.replace(bot_settings(fake, demo.url, tmp_path), generation_timeout=0.6)
+    async with running_bot(fake, settings):
+        slow = await draw(fake, fake.alice, "too slow", steps=20)
+        quick = await draw(fake, fake.admin, "quick one", steps=2)
+        await slow.wait_for(lambda i: i.original is not None and "did not finish" in i.original.content, timeout=20)
+        await finished(quick)
+    assert demo.max_in_flight == 1  # the abandoned generation was stopped before the next was sent
+    assert prompts_received(demo) == ["too slow", "quick one"]
+    assert quick.original.attachments and not fake.server_errors
