@@ -49,7 +49,7 @@ from bot.core.files import DataFiles  # noqa: E402
 from bot.core.generate import SWITCH_INTERVAL, Generator, prepare_uploads  # noqa: E402
 from bot.core.jobs import DrawRequest  # noqa: E402
 from bot.demo import DemoConfig, DemoWebUI  # noqa: E402
-from bot.webui.client import WebUIClient, result_from  # noqa: E402
+from bot.webui.client import WebUIClient, decode_generation_response, result_from  # noqa: E402
 from bot.webui.stream import GenerationStream  # noqa: E402
 from tests.fakediscord import FakeDiscord  # noqa: E402
 from tests.support.processes import BotProcess  # noqa: E402
@@ -67,6 +67,13 @@ def sdcord_path(raw: bytes) -> list[bytes]:
     images, rest, _ = stream.finish()
     assert rest is not None
     result = result_from(images, rest, 0.0)
+    pairs = [(img, result.infotexts[i], result.seeds[i]) for i, img in enumerate(result.images)]
+    return [o.data for o in prepare_uploads(pairs, LIMIT, 1)]
+
+
+def whole_body_path(raw: bytes) -> list[bytes]:
+    """Before issue 8: the body held whole, base64 sliced out of it, decoded."""
+    result = decode_generation_response(raw, 0.0)
     pairs = [(img, result.infotexts[i], result.seeds[i]) for i, img in enumerate(result.images)]
     return [o.data for o in prepare_uploads(pairs, LIMIT, 1)]
 
@@ -396,9 +403,12 @@ async def main() -> None:
 
     if "1" in args.sections:
         ours = timed(sdcord_path, raw, args.repeat)
+        whole_body = timed(whole_body_path, raw, args.repeat)
         naive = timed(naive_path, raw, max(3, args.repeat // 3))
         print("\n1. Per image, response bytes -> upload-ready bytes (median; min)")
         print(f"   {'sdcord (stream decode + chunk check)':40s}{ms(statistics.median(ours))}  ({ms(min(ours)).strip()})")
+        print(f"   {'whole body held, sliced (before issue 8)':40s}{ms(statistics.median(whole_body))}  "
+              f"({ms(min(whole_body)).strip()})")
         print(f"   {'naive (json + b64 + Pillow re-save)':40s}{ms(statistics.median(naive))}  ({ms(min(naive)).strip()})")
         ratio = statistics.median(naive) / statistics.median(ours)
         print(f"   speed-up: {ratio:.0f}x  (target >= 20x: {'met' if ratio >= 20 else 'NOT met'})")

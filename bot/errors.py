@@ -57,26 +57,25 @@ class Refused(SdcordError):
         self.message = message
 
 
-class JobFailed(SdcordError):
-    """A job ended without a result. `message` is for the user, `detail` for the log."""
+class _Explained(SdcordError):
+    """`message` is one sentence for the user, `detail` is for the log."""
 
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+
+
+class JobFailed(_Explained):
+    """A job ended without a result."""
 
 
 class JobInterrupted(JobFailed):
     """The bot stopped (or restarted too often) while the job ran."""
 
 
-class StorageError(SdcordError):
+class StorageError(_Explained):
     """The job store could not keep a job; nothing was queued."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
 
 
 class WebUIError(SdcordError):

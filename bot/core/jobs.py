@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
-    "Origin", "Request", "Ticket", "UpscaleRequest", "request_from_record",
+    "Origin", "PayloadFacts", "Request", "Ticket", "UpscaleRequest", "request_from_record",
 ]
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts
@@ -68,8 +68,25 @@ class Origin:
         return self if self.interaction is None else replace(self, interaction=None)
 
 
+class PayloadFacts:
+    """What a WebUI payload says about its job (for requests that carry one)."""
+
+    __slots__ = ()
+    payload: dict[str, Any]
+
+    @property
+    def title(self) -> str:
+        """What the job is, for its message."""
+        return str(self.payload.get("prompt", ""))
+
+    @property
+    def model(self) -> str | None:
+        overrides = self.payload.get("override_settings") or {}
+        return overrides.get("sd_model_checkpoint")
+
+
 @dataclass(frozen=True, slots=True)
-class DrawRequest:
+class DrawRequest(PayloadFacts):
     """A validated txt2img or img2img job, as it is stored: the WebUI payload (the input image is not in
     it), notes for the user, spoiler, and the input image's content hash (its bytes are kept in the data
     dir and read when the job runs)."""
@@ -82,15 +99,6 @@ class DrawRequest:
     @property
     def kind(self) -> str:
         return "img2img" if self.init_image else "txt2img"
-
-    @property
-    def title(self) -> str:
-        return str(self.payload.get("prompt", ""))
-
-    @property
-    def model(self) -> str | None:
-        overrides = self.payload.get("override_settings") or {}
-        return overrides.get("sd_model_checkpoint")
 
     def record(self) -> dict[str, Any]:
         """The stored payload: the WebUI's, plus the input's hash."""

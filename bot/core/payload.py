@@ -15,6 +15,8 @@ from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
 from bot.errors import OptionError
 from bot.images.params import draw_fields
 
+from .jobs import PayloadFacts
+
 __all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_request", "options_from_payload", "fit_size",
            "MAX_PROMPT_LENGTH", "MAX_SEED", "options_from_infotext"]
 
@@ -55,7 +57,7 @@ class DrawOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class BuiltPayload:
+class BuiltPayload(PayloadFacts):
     payload: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
     names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
@@ -74,16 +76,6 @@ class BuiltPayload:
     @property
     def kind(self) -> str:
         return "img2img" if self.init_image is not None else "txt2img"
-
-    @property
-    def title(self) -> str:
-        """What the job is, for its message."""
-        return str(self.payload.get("prompt", ""))
-
-    @property
-    def model(self) -> str | None:
-        overrides = self.payload.get("override_settings") or {}
-        return overrides.get("sd_model_checkpoint")
 
 
 def _round8(value: int) -> int:

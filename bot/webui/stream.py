@@ -118,7 +118,7 @@ class GenerationStream:
             backslash = raw.find(b"\\", i, stop)
             end = backslash if backslash >= 0 else stop
             if not self._invalid:
-                self._pending += raw[i:end]
+                self._pending += data[i:end]  # a view: appended without an intermediate copy
                 self._decode(final=False)
             if backslash >= 0:
                 self._escape = True
