@@ -6,9 +6,10 @@ import sys
 from typing import TextIO
 
 from bot.core.catalogue import Catalogue
-from .config import Settings, describe, load_settings
 from bot.errors import ConfigError, WebUIError
 from bot.webui.client import WebUIClient
+
+from .config import Settings, describe, load_settings
 
 OK, FAIL, WARN = "ok", "FAIL", "warn"
 

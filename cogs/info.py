@@ -8,7 +8,6 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-
 if TYPE_CHECKING:
     from bot.discord_app.bot import SDBot
 

@@ -9,11 +9,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
-from bot.discord_app.render import escape
-from bot.discord_app.bot import EngineCogMixin
 from bot.core.payload import MAX_PROMPT_LENGTH
-from bot.errors import OptionError
 from bot.core.policy import MAX_PRESETS, clean_prefs
+from bot.discord_app.bot import EngineCogMixin
+from bot.discord_app.render import escape
+from bot.errors import OptionError
 
 if TYPE_CHECKING:
     from bot.discord_app.bot import SDBot

@@ -103,7 +103,10 @@ class JobBook:
             changes["result_message_id"] = result_message_id
         if problem:
             changes["delivery_error"] = problem[:500]
-        await self.writer.update(job.id, **changes)
+        error = await self.writer.update(job.id, **changes)
+        if error is not None:  # keep the images: the next start delivers again rather than renders again
+            log.error("Job %s: could not record its delivery: %r", job.id, error)
+            return
         self._outcomes.pop(job.id, None)
         await asyncio.to_thread(self.files.drop_results, job.id)
         job.result = None  # the images live in Discord now; don't keep their bytes

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalogue import Catalogue
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
 from bot.errors import OptionError
 from bot.images.params import draw_fields
 
+from .catalogue import Catalogue
 from .jobs import PayloadFacts
 
 __all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_request", "options_from_payload", "fit_size",

@@ -222,6 +222,7 @@ class Scheduler:
         """Queue a stored job; workers pick it up in fair order."""
         self._track(job)
         job.waiting_for_backend = not any(b.up for b in self.backends)
+        job.pausing = not self._taking  # accepted just before a shutdown: it runs after the restart
         self.queue.push(job)
         self._notify()
 

@@ -51,6 +51,8 @@ class SDTree(app_commands.CommandTree["SDBot"]):
 
 
 async def _refuse_while_closing(interaction: discord.Interaction[Any]) -> bool:
+    if interaction.type is discord.InteractionType.autocomplete:
+        return False  # no message can answer an autocomplete
     try:
         await interaction.response.send_message("sdcord is restarting; please try again in a minute.", ephemeral=True)
     except discord.HTTPException:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .infotext import (
-    DEFAULT_SCHEDULERS,
     _RE_PARAM,  # the parser's own expression, so "is there a params line" agrees with it exactly
+    DEFAULT_SCHEDULERS,
     _parse_version,
     infotext_to_payload,
     parse_generation_parameters,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import logging
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +40,8 @@ from bot.errors import (
 )
 
 from .errors import error_from_response
-from .stream import GenerationStream
 from .errors import short as _short
+from .stream import GenerationStream
 
 __all__ = [
     "ExtraResult",
