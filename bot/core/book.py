@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.errors import JobFailed, JobInterrupted, WebUIError
+from bot.errors import JobFailed, JobInterrupted
 
 from .files import DataFiles
 from .generate import Outcome
@@ -121,10 +121,8 @@ class JobBook:
         if data is None:
             return None
         outcome = Outcome.from_record(data, [b""] * len(data.get("images") or []))
-        for img in outcome.images:
-            if not await asyncio.to_thread(self.files.has_result, job.id, img.filename):
-                return None
-        return outcome
+        names = [img.filename for img in outcome.images]
+        return outcome if await asyncio.to_thread(self.files.has_results, job.id, names) else None
 
     def image_file(self, job: Job, filename: str) -> Path | None:
         return self.files.result_path(job.id, filename)
@@ -155,10 +153,7 @@ class JobBook:
             if record.status == "done":
                 outcome = record.outcome or {}
                 names = [str(e.get("filename")) for e in outcome.get("images") or []]
-                present = bool(names)
-                for name in names:
-                    present = present and await asyncio.to_thread(self.files.has_result, record.id, name)
-                if present:
+                if await asyncio.to_thread(self.files.has_results, record.id, names):
                     self._outcomes[record.id] = outcome
                     with_results.add(record.id)
                     job.finish(JobState.DONE, self.clock())
@@ -176,13 +171,11 @@ class JobBook:
     def _rebuild(self, record: JobRecord) -> Job:
         origin = Origin.from_dict(record.origin)
         request = request_from_record(record.kind, record.payload, record.extra or {})
-        job = Job(record.id, origin, request, record.seq, record.round, self.clock(), attempts=record.attempts,
-                  message_id=record.message_id, backend=record.backend)
         status = record.status
-        if status == "queued":
-            job.backend = None
-        elif status == "running":
-            job.backend = None
+        job = Job(record.id, origin, request, record.seq, record.round, self.clock(), attempts=record.attempts,
+                  message_id=record.message_id,
+                  backend=None if status in ("queued", "running") else record.backend)
+        if status == "running":
             if record.attempts >= MAX_ATTEMPTS:
                 error = JobInterrupted(
                     f"The bot restarted {record.attempts} times while this job ran, so it was stopped "
@@ -193,11 +186,8 @@ class JobBook:
                 job.resumed = job.front = True
                 self.writer.update(job.id, status="queued", backend=None)
         elif status in ("failed", "cancelled"):
-            error = None
-            if status == "failed":
-                text = record.error or "The job failed."
-                error = WebUIError(text) if text.startswith("The WebUI") else JobFailed(text)
+            error = JobFailed(record.error or "The job failed.") if status == "failed" else None
             job.finish(JobState(status), self.clock(), error=error)
-        elif status != "done":  # "done" is settled by `restore`, which checks the images are there
+        elif status not in ("queued", "done"):  # "done" is settled by `restore`: are its images there?
             raise ValueError(f"unknown status {status!r}")
         return job

@@ -96,15 +96,13 @@ class Engine:
         """Shutting down: take no new jobs, start no waiting ones (they stay queued for the next start)."""
         self.scheduler.pause()
 
-    async def wait_running(self, timeout: float) -> bool:
-        """Give running jobs up to `timeout` seconds to finish. True when none is left running."""
+    async def wait_running(self, timeout: float) -> None:
+        """Give running jobs up to `timeout` seconds to finish."""
         running = [asyncio.ensure_future(j.wait_done()) for j in self.scheduler.running()]
-        if not running:
-            return True
-        done, pending = await asyncio.wait(running, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        return not pending
+        if running:
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            for task in pending:
+                task.cancel()
 
     async def stop(self) -> None:
         """End the workers; a job still running stays in the store as running, to run again at the next start."""
@@ -211,7 +209,6 @@ class Engine:
         """A finished job's images and summary (from the data dir after a restart)."""
         if job.state is not JobState.DONE:
             return None
-        await self.book.settled(job)
         return await self.book.outcome(job)
 
     def image_file(self, job: Job, filename: str) -> Path | None:

@@ -73,20 +73,13 @@ class DataFiles:
                 raise ValueError(f"unsafe file name: {name!r}")
             _write_atomic(folder / name, data)
 
-    def load_result(self, job_id: str, name: str) -> bytes | None:
-        if not _SAFE_NAME.match(name):
-            return None
-        try:
-            return (self._result_dir(job_id) / name).read_bytes()
-        except FileNotFoundError:
-            return None
-
     def result_path(self, job_id: str, name: str) -> Path | None:
         """Where a kept result image is (None for an unsafe name)."""
         return self._result_dir(job_id) / name if _SAFE_NAME.match(name) else None
 
-    def has_result(self, job_id: str, name: str) -> bool:
-        return bool(_SAFE_NAME.match(name)) and (self._result_dir(job_id) / name).is_file()
+    def has_results(self, job_id: str, names: list[str]) -> bool:
+        """Whether every one of a job's result images is kept."""
+        return bool(names) and all(_SAFE_NAME.match(n) and (self._result_dir(job_id) / n).is_file() for n in names)
 
     def drop_results(self, job_id: str) -> None:
         shutil.rmtree(self._result_dir(job_id), ignore_errors=True)

@@ -201,12 +201,16 @@ class Actions:
     async def rerun(self, interaction: discord.Interaction[SDBot], options: DrawOptions, *,
                     parent: str | None) -> None:
         """Run `options` for whoever asked (the interaction is already deferred)."""
-        built = await self.engine.preparer.prepare_for(options, place_of(interaction))
+        await self._run_options(origin_of(interaction, parent_id=parent), place_of(interaction), options)
+
+    async def _run_options(self, origin: Origin, place: Place, options: DrawOptions) -> None:
+        """A rerun's options, checked in their place (the server's rules, the user's defaults), then started."""
+        built = await self.engine.preparer.prepare_for(options, place)
 
         async def prepare() -> BuiltPayload:
             return await self.engine.preparer.finalize(built)
 
-        await self._start(origin_of(interaction, parent_id=parent), prepare)
+        await self._start(origin, prepare)
 
     async def _rerun_message(self, interaction: discord.Interaction[SDBot], message: discord.Message,
                              job_id: str | None, *, index: int = 0, variation: float | None = None) -> None:
@@ -329,12 +333,7 @@ class Actions:
                             filesize_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT)
             place = Place(payload.user_id, payload.guild_id, payload.channel_id,
                           is_nsfw(self.bot.get_channel(payload.channel_id)))
-            built = await self.engine.preparer.prepare_for(options, place)
-
-            async def prepare() -> BuiltPayload:
-                return await self.engine.preparer.finalize(built)
-
-            await self._start(origin, prepare)
+            await self._run_options(origin, place, options)
         except (OptionError, Refused) as exc:
             # No interaction to answer privately: a short notice to the reacting user that cleans itself up.
             text = exc.message if isinstance(exc, Refused) else str(exc)

@@ -3,12 +3,13 @@
 One aiohttp session per client, created lazily inside the running loop. Every call class has its own
 explicit timeout (long for generation and extras, short for catalogue and progress). Generation POSTs
 are never retried: a WebUI keeps running a job whose client went away, so a retry would run it twice.
-Large generation bodies are read as bytes and decoded (orjson + base64) in a worker thread so the
-event loop never stalls; they are requested without gzip, which would otherwise cost the server a
-level-9 compression and us an in-loop decompression of several megabytes.
+Generation bodies are decoded while they arrive (`stream.GenerationStream`: the loop only finds the
+strings, base64 is decoded in a worker thread), so a body is never held whole; they are requested
+without gzip, which would otherwise cost the server a level-9 compression and us a decompression of
+several megabytes.
 
 Errors are classified per the reference's §10 rule (status code + the body's `error` field) into
-WebUIError subclasses whose `.message` is one user-facing sentence without credentials.
+WebUIError subclasses whose `.message` is one user-facing sentence (`errors.py`).
 
 Never imports discord.
 """
@@ -21,7 +22,7 @@ import binascii
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from bot.errors import (
 
 from .errors import error_from_response
 from .errors import short as _short
-from .stream import GenerationStream
+from .stream import GenerationStream, looks_like_image
 
 __all__ = [
     "ExtraResult",
@@ -118,19 +119,8 @@ class ExtraResult:
     html_info: str
 
 
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
-
-
-def _looks_like_image(data: bytes) -> bool:
-    if data.startswith(_IMAGE_MAGIC):
-        return True
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return True
-    return len(data) > 12 and data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis")
-
-
 def _b64_image(item: Any) -> bytes | None:
-    """Decode one `images[]` item (str, or bytes from the fast path); None when it is not image data."""
+    """Decode one `images[]` item; None when it is not image data."""
     if isinstance(item, str):
         if not item.isascii():
             return None
@@ -143,7 +133,7 @@ def _b64_image(item: Any) -> bytes | None:
         data = _a2b(item)
     except (binascii.Error, ValueError):
         return None
-    return data if _looks_like_image(data) else None
+    return data if looks_like_image(data) else None
 
 
 _B64_SLICE = 256 * 1024  # base64 characters per decode call (a multiple of 4)
@@ -162,63 +152,18 @@ class _Malformed(Exception):
     pass
 
 
-_IMAGES_PREFIX = b'{"images":['
-
-
-def _split_images(raw: bytes) -> tuple[list[bytes], dict[str, Any]] | None:
-    """Fast path for the usual compact body `{"images":["<b64>",...],...}`: slice the base64 strings out
-    with bytes.find and JSON-parse only the small rest. None when the body is shaped any other way."""
-    if not raw.startswith(_IMAGES_PREFIX):
-        return None
-    items: list[bytes] = []
-    pos = len(_IMAGES_PREFIX)
-    if raw[pos:pos + 1] != b"]":
-        while True:
-            if raw[pos:pos + 1] != b'"':
-                return None
-            end = raw.find(b'"', pos + 1)
-            if end < 0:
-                return None
-            item = raw[pos + 1:end]
-            if b"\\" in item:  # an escaped string (not base64): let the JSON parser handle it all
-                return None
-            items.append(item)
-            sep = raw[end + 1:end + 2]
-            pos = end + 2
-            if sep == b"]":
-                pos -= 1
-                break
-            if sep != b",":
-                return None
-    rest = raw[pos + 1:]
-    try:
-        if rest.startswith(b","):
-            tail = orjson.loads(b"{" + rest[1:])
-        elif rest.strip() == b"}":
-            tail = {}
-        else:
-            return None
-    except orjson.JSONDecodeError:
-        return None
-    return (items, tail) if isinstance(tail, dict) else None
-
-
 def decode_generation_response(raw: bytes, elapsed: float) -> GenerationResult:
-    """Parse a txt2img/img2img response body (sync; run it in a thread). Raises WebUIResponseError."""
-    fast = _split_images(raw)
-    if fast is not None:
-        items: list[Any] = fast[0]
-        data: Any = fast[1]
-    else:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
-                                     detail=_short(str(exc))) from None
-        if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
-            raise WebUIResponseError("The WebUI sent a generation response without an image list.",
-                                     detail=_short(raw[:200].decode("utf-8", "replace")))
-        items = data.get("images") or []
+    """Parse a whole txt2img/img2img response body (sync; run it in a thread). Raises WebUIResponseError.
+    The client streams bodies (GenerationStream); this is for the ones shaped otherwise."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
+                                 detail=_short(str(exc))) from None
+    if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
+        raise WebUIResponseError("The WebUI sent a generation response without an image list.",
+                                 detail=_short(raw[:200].decode("utf-8", "replace")))
+    items = data.get("images") or []
     images: list[bytes] = []
     skipped = 0
     for item in items:
@@ -388,7 +333,7 @@ class WebUIClient:
         params: dict[str, str] | None = None,
         timeout: aiohttp.ClientTimeout,
         compressed: bool = True,
-        sink: Callable[[bytes], None] | None = None,
+        sink: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> tuple[int, bytes, float]:
         """One HTTP exchange (never retried here). Returns (status, body, seconds). With `sink`, a 2xx
         body is handed to it chunk by chunk as it arrives instead (and b"" returned)."""
@@ -412,7 +357,7 @@ class WebUIClient:
                 if sink is not None and 200 <= status < 300:
                     raw = b""
                     async for chunk in resp.content.iter_chunked(_STREAM_CHUNK):
-                        sink(chunk)
+                        await sink(chunk)
                 else:
                     raw = await resp.read()
         except aiohttp.ConnectionTimeoutError as exc:
@@ -474,10 +419,16 @@ class WebUIClient:
     async def _generate(self, path: str, payload: dict[str, Any]) -> GenerationResult:
         """The body is decoded while it arrives (GenerationStream): never held whole in memory."""
         stream = GenerationStream()
+
+        async def sink(chunk: bytes) -> None:
+            stream.feed(chunk)  # finds the strings: cheap, on the loop
+            if stream.ready:
+                await asyncio.to_thread(stream.decode)  # base64 -> bytes, in a thread
+
         _, _, elapsed = await self._request("POST", path, payload=payload, timeout=self._generation_t,
-                                            compressed=False, sink=stream.feed)
+                                            compressed=False, sink=sink)
         try:
-            images, rest, raw = stream.finish()
+            images, rest, raw = await asyncio.to_thread(stream.finish)
             if rest is not None:
                 result = result_from(images, rest, elapsed)
             else:  # not the usual shape: parse what is left whole, in a thread

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.core.limits import RateLimiter
 from bot.core.jobs import DrawRequest, Job, JobState, Origin
+from bot.core.limits import RateLimiter
 from bot.core.scheduler import Scheduler
 from bot.errors import Refused, WebUIConnectionError, WebUIServerError, WebUITimeoutError
 from bot.webui.client import Progress

@@ -189,7 +189,7 @@ async def test_a_job_whose_token_expired_while_the_bot_was_down_ends_through_the
     bot = BotProcess.for_fake(fake, tmp_path, demo.url)
     await bot.start()
     try:
-        first = await draw(fake, fake.alice, "before")
+        await draw(fake, fake.alice, "before")
         late = await draw(fake, fake.alice, "after the outage")
         await late.wait_for(lambda i: said(i.original, "Queued — position 1"), timeout=20)
         await bot.kill()
