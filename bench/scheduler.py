@@ -63,7 +63,7 @@ from bot.core.engine import Engine
 from bot.core.generate import favour_event_loop_latency
 from bot.core.jobs import DrawRequest, JobState, Origin
 from bot.core.payload import BuiltPayload, DrawOptions
-from bot.core.scheduler import Scheduler
+from bot.core.scheduler import Scheduler, StatusView
 from bot.core.store import UNDELIVERED_QUERY, JobStore
 from bot.demo import DemoConfig, DemoWebUI
 from bot.discord_app import render
@@ -561,9 +561,7 @@ class Ours(Subject):
         def status_of(user: int) -> Step:
             async def status() -> float:
                 t0 = pc()
-                jobs = s.user_jobs(user)  # what cogs/generate.py's /status does
-                mine = [(job, s.position(job)) for job in jobs[:render.STATUS_JOBS]]
-                render.status_text(s.backend_status(), len(s.queue), mine, total=len(jobs))
+                render.status_text(s.status(user, render.STATUS_JOBS))  # what cogs/generate.py's /status does
                 return pc() - t0
             return status
 
@@ -634,7 +632,7 @@ class Old(Subject):
             async def status() -> float:
                 t0 = pc()
                 mine = [(job, s.position(job)) for job in s.user_jobs(user)]
-                render.status_text(s.backend_status(), len(s), mine)
+                render.status_text(StatusView(s.backend_status(), len(s), mine, len(mine)))
                 return pc() - t0
             return status
 
@@ -683,7 +681,7 @@ async def scale_table(users: int, overhead: float) -> tuple[dict[tuple[str, str,
         for make in (Ours, Old):
             subject = make(users)
             fills[subject.name] = await subject.fill(n)
-            cost[subject.name, "heavy-jobs", n] = len(subject.s.user_jobs(0))
+            cost[subject.name, "heavy-jobs", n] = len(subject.s.user_jobs(0))  # (job, position) pairs or jobs
             for op, step in subject.steps().items():
                 cost[subject.name, op, n] = await per_call(subject, step, n, overhead)
             del subject

@@ -20,7 +20,7 @@ class Actions(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         me = self.bot.user
-        if me is None or payload.user_id == me.id or self.bot.closing_down:  # the bot's own reactions never trigger anything
+        if me is None or payload.user_id == me.id or self.bot.closing_down:  # never the bot's own reactions
             return
         if str(payload.emoji) != REROLL_EMOJI or payload.message_author_id != me.id:
             return

@@ -85,11 +85,8 @@ class Generate(EngineCogMixin, commands.Cog):
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:
-        engine = self.engine
-        jobs = engine.user_jobs(interaction.user.id)
-        mine = [(job, engine.position(job)) for job in jobs[:STATUS_JOBS]]
-        text = status_text(engine.backend_status(), engine.queue_length(), mine, total=len(jobs))
-        await interaction.response.send_message(text, ephemeral=True)
+        view = self.engine.status(interaction.user.id, STATUS_JOBS)
+        await interaction.response.send_message(status_text(view), ephemeral=True)
 
     @draw.autocomplete("model")
     async def _model_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202

@@ -34,7 +34,7 @@ from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
 from .payload import BuiltPayload
 from .policy import Preferences
 from .prepare import Preparer, UpscaleInput
-from .scheduler import BackendStatus, Scheduler
+from .scheduler import Scheduler, StatusView
 from .store import IdTaken, JobRecord, JobStore
 
 __all__ = ["STORE_FILE", "Engine"]
@@ -193,11 +193,9 @@ class Engine:
     def estimate_start(self, job: Job) -> float:
         return self.scheduler.estimate_start(job)
 
-    def backend_status(self) -> list[BackendStatus]:
-        return self.scheduler.backend_status()
-
-    def user_jobs(self, user_id: int) -> list[Job]:
-        return self.scheduler.user_jobs(user_id)
+    def status(self, user_id: int, limit: int) -> StatusView:
+        """/status for one user: backends, queue length, their first `limit` jobs with positions."""
+        return self.scheduler.status(user_id, limit)
 
     # ------------------------------------------------------------------ delivery bookkeeping
     def note_message(self, job: Job, message_id: int) -> None:

@@ -35,7 +35,7 @@ from .jobs import Job, JobProgress, JobState, Origin, Request, Ticket
 from .limits import RateLimiter
 from .queue import FairQueue
 
-__all__ = ["BackendStatus", "Scheduler"]
+__all__ = ["BackendStatus", "Scheduler", "StatusView"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,17 @@ class BackendStatus:
     busy: bool
     last_error: str
     draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What /status shows one user: every backend, the queue length, and the user's first jobs (running
+    first, then in queue order) with their positions, of `total`."""
+
+    backends: list[BackendStatus]
+    queue_length: int
+    jobs: list[tuple[Job, int | None]]
+    total: int
 
 
 class Scheduler:
@@ -256,10 +267,15 @@ class Scheduler:
     def position(self, job: Job) -> int | None:
         return self.queue.position(job)
 
-    def user_jobs(self, user_id: int) -> list[Job]:
-        """The user's unfinished jobs: running first, then in queue order."""
-        jobs = [self.jobs[i] for i in self._by_user.get(user_id, ()) if not self.jobs[i].is_final]
-        return sorted(jobs, key=lambda j: (j.state is not JobState.RUNNING, self.position(j) or 0))
+    def user_jobs(self, user_id: int) -> list[tuple[Job, int | None]]:
+        """The user's unfinished jobs with their positions: running first, then in queue order."""
+        placed = [(job, self.position(job)) for i in self._by_user.get(user_id, ())
+                  if not (job := self.jobs[i]).is_final]
+        return sorted(placed, key=lambda p: (p[0].state is not JobState.RUNNING, p[1] or 0))
+
+    def status(self, user_id: int, limit: int) -> StatusView:
+        mine = self.user_jobs(user_id)
+        return StatusView(self.backend_status(), len(self.queue), mine[:limit], len(mine))
 
     def _notify(self) -> None:
         async def wake() -> None:
@@ -478,7 +494,7 @@ class Scheduler:
 
     def _estimate_first_finish(self, user_id: int) -> float:
         best = self._avg_duration
-        for job in self.user_jobs(user_id):
+        for job, _ in self.user_jobs(user_id):
             if job.state is JobState.RUNNING:
                 p = job.progress
                 left = p.eta if p and p.eta else self._avg_duration * (1 - (p.fraction if p else 0))

@@ -5,13 +5,11 @@ Everything a user typed goes through `escape`: no markdown tricks, no mention sy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import discord
 
 from bot.core.generate import Outcome
 from bot.core.jobs import Job, JobState
-from bot.core.scheduler import BackendStatus
+from bot.core.scheduler import StatusView
 
 __all__ = ["bar", "escape", "final_text", "progress_text", "prompt_line", "render_summary", "status_text",
            "PROMPT_CHARS"]
@@ -97,12 +95,10 @@ def final_text(job: Job, reason: str | None = None) -> str:
 STATUS_JOBS = 20  # the caller's jobs listed by /status; the rest are counted
 
 
-def status_text(backends: Sequence[BackendStatus], queue_length: int, mine: Sequence[tuple[Job, int | None]],
-                total: int | None = None) -> str:
-    """/status: each backend, the queue length, the caller's own jobs with their positions (the first
-    STATUS_JOBS of `total`)."""
+def status_text(view: StatusView) -> str:
+    """/status: each backend, the queue length, the caller's own jobs with their positions."""
     lines = ["**Backends**"]
-    for i, b in enumerate(backends, 1):
+    for i, b in enumerate(view.backends, 1):
         if not b.up:
             state = f"🔴 down — {b.last_error}"
         elif b.draining:
@@ -110,18 +106,17 @@ def status_text(backends: Sequence[BackendStatus], queue_length: int, mine: Sequ
         else:
             state = "🟢 up, busy" if b.busy else "🟢 up, idle"
         lines.append(f"`#{i}` {state}")
-    lines.append(f"**Queue**: {queue_length} waiting")
-    if mine:
+    lines.append(f"**Queue**: {view.queue_length} waiting")
+    if view.jobs:
         lines.append("**Your jobs**")
-        for job, position in mine[:STATUS_JOBS]:
+        for job, position in view.jobs:
             if job.state is JobState.RUNNING:
                 where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
             else:
                 where = f"queued, position {position}"
             lines.append(f"`{job.id}` {where} — {escape(job.request.title, 80)}")
-        more = (total or len(mine)) - len(mine)
-        if more > 0:
-            lines.append(f"…and {more} more.")
+        if view.total > len(view.jobs):
+            lines.append(f"…and {view.total - len(view.jobs)} more.")
     else:
         lines.append("You have no jobs waiting or running.")
     return "\n".join(lines)[:2000]
