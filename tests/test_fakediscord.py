@@ -397,6 +397,10 @@ async def test_autocomplete(bot):
     ix = list(fake.interactions.values())[-1]
     focused = [o for o in ix.payload["data"]["options"] if o.get("focused")]
     assert focused == [{"name": "model", "type": 3, "value": "v1", "focused": True}]
+    assert ix.payload["locale"] == "en-US" and ix.payload["guild_locale"] == "en-US"
+    await fake.autocomplete(fake.alice, fake.channel, "draw", {"prompt": "x", "model": "v"}, focused="model",
+                            locale="zh-TW", guild_locale="ko")
+    assert (fake.last_interaction.locale, fake.last_interaction.guild_locale) == ("zh-TW", "ko")
     with pytest.raises(InvalidInvocation):
         await fake.autocomplete(fake.alice, fake.channel, "draw", {"prompt": "x"}, focused="prompt")
 
@@ -579,3 +583,505 @@ async def test_select_user_messages_and_content_intent(bot):
     await fake.wait_until(lambda: ("message", fake.alice.id, mention.id) in bot.events, timeout=5)
     received = [m for m in bot.cached_messages if m.author.id == fake.alice.id]
     assert [m.content for m in received] == ["", f"hi {fake.bot_user.mention}"]
+
+
+# ----------------------------------------------------------------------------- localisation
+
+
+def api(fake: FakeDiscord, path: str) -> str:
+    return f"{fake.api_base}{path}"
+
+
+def bot_auth(fake: FakeDiscord) -> dict:
+    return {"Authorization": f"Bot {fake.token}"}
+
+
+async def post_command(fake: FakeDiscord, body, *, guild_id: Optional[int] = None, method: str = "POST"):
+    base = f"/applications/{fake.application_id}" + (f"/guilds/{guild_id}" if guild_id else "") + "/commands"
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, api(fake, base), json=body, headers=bot_auth(fake)) as resp:
+            return resp.status, await resp.json()
+
+
+def slash(name: str = "draw", **extra) -> dict:
+    return {"name": name, "description": "Draw an image", "type": 1, **extra}
+
+
+def option(name: str, **extra) -> dict:
+    return {"name": name, "description": f"the {name}", "type": 3, **extra}
+
+
+async def test_localized_command_registration(fake_discord):  # noqa: F811
+    fake = fake_discord
+    good = slash(
+        name_localizations={"ko": "그리기", "hi": "चित्र", "th": "วาด", "ja": "描く", "es-419": "dibujar"},
+        description_localizations={"ko": "이미지를 그립니다", "en-GB": "Draw a picture"},
+        options=[option("prompt", required=True, name_localizations={"ko": "프롬프트", "fr": "invite"},
+                        description_localizations={"ko": "그릴 것"}),
+                 option("sampler", name_localizations={"fr": "échantillonneur"},
+                        choices=[{"name": "Euler", "value": "euler", "name_localizations": {"ko": "오일러"}}])],
+    )
+    status, body = await post_command(fake, good)
+    assert status == 201, body
+    stored = fake.commands()[0]
+    assert stored["name_localizations"]["hi"] == "चित्र"  # Devanagari vowel sign + virama (combining marks)
+    assert stored["description_localizations"] == {"ko": "이미지를 그립니다", "en-GB": "Draw a picture"}
+    assert stored["options"][0]["name_localizations"] == {"ko": "프롬프트", "fr": "invite"}
+    assert stored["options"][1]["choices"][0]["name_localizations"] == {"ko": "오일러"}
+    # context menus may use spaces and capitals, in every locale
+    status, body = await post_command(fake, {"name": "Show parameters", "type": 3,
+                                             "name_localizations": {"ko": "파라미터 보기", "de": "Parameter zeigen"}})
+    assert status == 201, body
+
+    async def rejected(cmd: dict) -> dict:
+        status, body = await post_command(fake, cmd)
+        assert status == 400 and body["code"] == 50035 and body["message"] == "Invalid Form Body", (cmd, body)
+        return body["errors"]
+
+    errors = await rejected(slash(name_localizations={"kr": "그리기"}))  # not a Discord locale
+    assert errors["name_localizations"]["kr"]["_errors"][0]["code"] == "ENUM_TYPE_COERCE"
+    errors = await rejected(slash(name_localizations={"de": "Zeichnen"}))  # has a lowercase form
+    assert errors["name_localizations"]["de"]["_errors"][0]["code"] == "APPLICATION_COMMAND_INVALID_NAME"
+    for bad in ("zeichne bild", "x" * 33, "", "draw!", "चित्र।"):  # space, too long, empty, punctuation, danda
+        await rejected(slash(name_localizations={"de": bad}))
+    await rejected({"name": "Show parameters", "type": 3, "name_localizations": {"ko": "x" * 33}})
+    errors = await rejected(slash(description_localizations={"fr": ""}))
+    assert errors["description_localizations"]["fr"]["_errors"][0]["code"] == "BASE_TYPE_BAD_LENGTH"
+    await rejected(slash(description_localizations={"fr": "d" * 101}))
+    errors = await rejected(slash(options=[option("prompt", name_localizations={"fr": "Invite"})]))
+    assert "name_localizations" in errors["options"]["0"]
+    await rejected(slash(options=[option("prompt", description_localizations={"ja": "x" * 101})]))
+    errors = await rejected(slash(options=[option("s", choices=[
+        {"name": "Euler", "value": "euler", "name_localizations": {"ko": "오" * 101}}])]))
+    assert errors["options"]["0"]["choices"]["0"]["name_localizations"]["ko"]["_errors"]
+    # option names are unique: defaults, each locale, and a localized name against the other defaults
+    await rejected(slash(options=[option("prompt"), option("prompt")]))
+    errors = await rejected(slash(options=[option("prompt", name_localizations={"fr": "texte"}),
+                                           option("negative", name_localizations={"fr": "texte"})]))
+    assert errors["options"]["0"]["name_localizations"]["fr"]["_errors"][0]["code"] == \
+        "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS"
+    await rejected(slash(options=[option("prompt", name_localizations={"fr": "texte"}), option("texte")]))
+    status, _ = await post_command(fake, slash(name="ok", options=[option("prompt", name_localizations={"fr": "prompt"}),
+                                                                   option("texte", name_localizations={"de": "text"})]))
+    assert status == 201  # a localization equal to its own default is ignored; distinct names are fine
+    # non-localized rules, and the 8000-character budget (the longest variant of each field counts)
+    for bad in (slash(name="Draw"), slash(description=""), slash(options=[option("Prompt")]),
+                slash(options=[option("s", choices=[{"name": "n" * 101, "value": "v"}])]),
+                slash(options=[option("s", choices=[{"name": "n", "value": "v" * 101}])]),
+                slash(options=[{**option("n"), "type": 4, "choices": [{"name": "one", "value": "1"}]}])):
+        await rejected(bad)
+    big = slash(name="big", options=[option(f"o{i}", description="d" * 100,
+                                description_localizations={loc: "x" * 100 for loc in ("ko", "ja")},
+                                choices=[{"name": f"c{j}", "value": f"v{j}",
+                                          "name_localizations": {"ko": "n" * 100}} for j in range(2)])
+                         for i in range(25)])
+    assert (await post_command(fake, big))[0] == 201  # 25 * (2 + 100 + 2 * (100 + 2)) < 8000
+    big["options"][0]["choices"] = [{"name": f"c{j}", "value": "v" * 100, "name_localizations": {"ko": "n" * 100}}
+                                    for j in range(25)]
+    big["name"] = "bigger"
+    errors = await rejected(big)
+    assert errors["_errors"][0]["code"] == "APPLICATION_COMMAND_TOO_LARGE"
+    # a bulk overwrite names the failing command's index
+    status, body = await post_command(fake, [slash(name="a"), slash(name="b", name_localizations={"xx": "b"})],
+                                      method="PUT")
+    assert status == 400 and body["code"] == 50035 and "xx" in body["errors"]["1"]["name_localizations"]
+
+
+class KoreanTranslator(app_commands.Translator):
+    words = {"draw": "그리기", "Draw an image": "이미지를 그립니다", "prompt": "프롬프트", "What to draw": "그릴 것",
+             "style": "스타일", "Painting": "그림"}
+
+    async def translate(self, string: app_commands.locale_str, locale: discord.Locale,
+                        context: app_commands.TranslationContextTypes) -> Optional[str]:
+        return self.words.get(string.message) if locale is discord.Locale.korean else None
+
+
+async def test_translator_sync_and_invocation_locales(redirect):
+    fake = redirect
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents.default())
+    seen: list[discord.Interaction] = []
+
+    @bot.tree.command(name=app_commands.locale_str("draw"), description=app_commands.locale_str("Draw an image"))
+    @app_commands.describe(prompt=app_commands.locale_str("What to draw"))
+    @app_commands.choices(style=[app_commands.Choice(name=app_commands.locale_str("Painting"), value="paint")])
+    async def draw(interaction: discord.Interaction, prompt: str, style: Optional[str] = None) -> None:
+        seen.append(interaction)
+        await interaction.response.send_message(f"{interaction.locale.value}/{interaction.guild_locale}")
+
+    async def setup_hook() -> None:
+        await bot.tree.set_translator(KoreanTranslator())
+        bot.tree.copy_global_to(guild=discord.Object(fake.guild.id))
+        await bot.tree.sync(guild=discord.Object(fake.guild.id))
+
+    bot.setup_hook = setup_hook
+    task = asyncio.create_task(bot.start(fake.token))
+    try:
+        (cmd,) = await fake.wait_for_commands({"draw"}, guild_id=fake.guild.id)
+        assert cmd["name_localizations"] == {"ko": "그리기"}
+        assert cmd["options"][0]["name_localizations"] == {"ko": "프롬프트"}
+        assert cmd["options"][1]["choices"][0]["name_localizations"] == {"ko": "그림"}
+        await fake.wait_until_ready()
+        fake.update_guild(fake.guild, preferred_locale="ja")
+        await fake.wait_until(lambda: bot.get_guild(fake.guild.id) is not None
+                              and bot.get_guild(fake.guild.id).preferred_locale is discord.Locale.japanese)
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "고양이"}, locale="ko")
+        msg = await ix.wait_original()
+        assert msg.content == "ko/ja" and ix.payload["guild"]["locale"] == "ja" and ix.guild_locale == "ja"
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x"}, locale="pt-BR", guild_locale="de")
+        assert (await ix.wait_original()).content == "pt-BR/de"
+        assert seen[-1].locale is discord.Locale.brazil_portuguese
+        # a server created while the bot is connected reports its preferred locale in GUILD_CREATE and over REST
+        korean = fake.add_guild("Korean", preferred_locale="ko")
+        await fake.wait_until(lambda: bot.get_guild(korean.id) is not None)
+        assert bot.get_guild(korean.id).preferred_locale is discord.Locale.korean
+        assert (await bot.fetch_guild(korean.id)).preferred_locale is discord.Locale.korean
+        with pytest.raises(InvalidInvocation):
+            await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x"}, locale="kr")
+        with pytest.raises(InvalidInvocation):
+            fake.add_guild("Bad", preferred_locale="english")
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+    assert not fake.server_errors
+
+
+# ----------------------------------------------------------------------------- user installs and contexts
+
+
+def describe(interaction: discord.Interaction) -> str:
+    owners = {str(k): str(v) for k, v in interaction._integration_owners.items()}  # what Discord sent
+    ctx = interaction.context
+    where = "guild" if ctx.guild else ("dm" if ctx.dm_channel else "private")
+    return f"{where} {json.dumps(owners, sort_keys=True)} by={interaction.user.id}"
+
+
+class AgainView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    @discord.ui.button(label="Again", custom_id="install:again")
+    async def again(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        interaction.client.seen.append(interaction)
+        await interaction.response.send_message(f"again {describe(interaction)}")
+
+
+class AskModal(discord.ui.Modal, title="Ask"):
+    question = discord.ui.TextInput(label="Question", custom_id="install:question")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        interaction.client.seen.append(interaction)
+        await interaction.response.send_message(f"asked {self.question.value} {describe(interaction)}")
+
+
+class InstallBot(commands.Bot):
+    """Global commands for user installs (and one guild-only, one guild-registered command)."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        super().__init__(command_prefix="!", intents=discord.Intents.default())
+        self.fake = fake
+        self.seen: list[discord.Interaction] = []
+        self.errors: list[BaseException] = []
+        everywhere = dict(guilds=True, dms=True, private_channels=True)
+        tree = self.tree
+
+        @tree.command(name="where", description="Where am I?")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def where(interaction: discord.Interaction) -> None:
+            self.seen.append(interaction)
+            await interaction.response.send_message(describe(interaction), view=AgainView())
+
+        @tree.command(name="spam", description="Defer, then n follow-ups")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def spam(interaction: discord.Interaction, n: int) -> None:
+            await interaction.response.defer()
+            for i in range(n):
+                try:
+                    await interaction.followup.send(f"follow-up {i}")
+                except discord.HTTPException as exc:
+                    self.errors.append(exc)
+            await interaction.edit_original_response(content="edited after the follow-ups")
+
+        @tree.command(name="later", description="A reply, then a follow-up with a button")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def later(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("first")
+            await interaction.followup.send("second", view=AgainView())
+
+        @tree.command(name="post", description="Tries the channel route first")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def post(interaction: discord.Interaction) -> None:
+            try:
+                await interaction.channel.send("via channel")
+                how = "channel"
+            except discord.Forbidden as exc:
+                self.errors.append(exc)
+                how = f"forbidden {exc.code}"
+            await interaction.response.send_message(how)
+
+        @tree.command(name="ask", description="Opens a modal")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def ask(interaction: discord.Interaction) -> None:
+            await interaction.response.send_modal(AskModal())
+
+        @tree.command(name="mine", description="User installs only")
+        @app_commands.allowed_installs(guilds=False, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def mine(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(describe(interaction))
+
+        @tree.command(name="serveronly", description="Guild installs only")
+        @app_commands.allowed_installs(guilds=True, users=False)
+        async def serveronly(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(describe(interaction))
+
+        @tree.command(name="dmonly", description="Only in the bot's DM")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(guilds=False, dms=True, private_channels=False)
+        async def dmonly(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(describe(interaction))
+
+        @tree.context_menu(name="Inspect")
+        @app_commands.allowed_installs(guilds=True, users=True)
+        @app_commands.allowed_contexts(**everywhere)
+        async def inspect(interaction: discord.Interaction, message: discord.Message) -> None:
+            await interaction.response.send_message(f"inspected {message.id} {describe(interaction)}", ephemeral=True)
+
+        @app_commands.command(name="local", description="Registered in the test guild only")
+        async def local(interaction: discord.Interaction) -> None:
+            await interaction.response.send_message(describe(interaction))
+
+        tree.add_command(local, guild=discord.Object(fake.guild.id))
+
+    async def setup_hook(self) -> None:
+        self.add_view(AgainView())
+        await self.tree.sync()
+        await self.tree.sync(guild=discord.Object(self.fake.guild.id))
+
+
+@pytest_asyncio.fixture
+async def install_bot(redirect):
+    fake = redirect
+    bot = InstallBot(fake)
+    task = asyncio.create_task(bot.start(fake.token))
+    try:
+        await fake.wait_for_commands({"where", "spam", "post", "mine", "Inspect"})
+        await fake.wait_for_commands({"local"}, guild_id=fake.guild.id)
+        await fake.wait_until_ready()
+        yield bot
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, 5)
+    assert not fake.server_errors
+
+
+def foreign_world(fake: FakeDiscord, **guild_kwargs):
+    """A server the bot is not in, with alice and bob as members."""
+    bob = fake.add_user("bob")
+    guild = fake.add_guild("Elsewhere", bot_member=False, **guild_kwargs)
+    channel = fake.add_channel(guild, "chat")
+    fake.add_member(guild, fake.alice)
+    fake.add_member(guild, bob)
+    return guild, channel, bob
+
+
+async def bot_request(fake: FakeDiscord, method: str, path: str, **kwargs) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, api(fake, path), headers=bot_auth(fake), **kwargs) as resp:
+            body = await resp.json() if resp.content_type == "application/json" else {}
+            return resp.status, body
+
+
+async def test_user_install_in_a_server_without_the_bot(install_bot):
+    bot, fake = install_bot, install_bot.fake
+    guild, channel, bob = foreign_world(fake, preferred_locale="de")
+    await asyncio.sleep(0.05)
+    assert guild not in fake.guilds_of_bot() and bot.get_guild(guild.id) is None
+    events = [(e, d) for _, e, d in fake.sessions[-1].events]
+    assert not any(d.get("guild_id") == str(guild.id) or d.get("id") == str(guild.id) for e, d in events)
+
+    ix = await fake.invoke(fake.alice, channel, "where", locale="fr")
+    msg = await ix.wait_original()
+    p = ix.payload
+    assert p["context"] == 0 and p["authorizing_integration_owners"] == {"1": str(fake.alice.id)}
+    assert ix.install == "user" and ix.context == 0
+    assert p["guild_id"] == str(guild.id) and p["guild"] == {"id": str(guild.id), "locale": "de", "features": []}
+    assert p["guild_locale"] == "de" and p["locale"] == "fr" and p["member"]["user"]["id"] == str(fake.alice.id)
+    assert p["channel"]["id"] == str(channel.id) and p["channel"]["name"] == "chat"
+    assert int(p["app_permissions"]) == guild.default_role.permissions | Perm.ATTACH_FILES | Perm.EMBED_LINKS
+    assert msg.content == f'guild {{"1": "{fake.alice.id}"}} by={fake.alice.id}' and not msg.ephemeral
+    interaction = bot.seen[-1]
+    assert interaction.is_user_integration() and not interaction.is_guild_integration()
+    assert interaction.guild_id == guild.id and interaction.guild_locale is discord.Locale.german
+    # discord.py builds interaction.guild from the partial guild, which has no preferred_locale
+    assert interaction.guild.preferred_locale is discord.Locale.american_english
+    assert interaction.app_permissions.attach_files and interaction.app_permissions.embed_links
+    assert not any(d.get("id") == str(msg.id) for _, e, d in fake.sessions[-1].events)  # no echo from there
+
+    # the guild install does not reach this server; guild-install-only commands are not shown
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, channel, "where", install="guild")
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, channel, "serveronly")
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, channel, "local")  # guild-registered elsewhere
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.owner, channel, "where")  # not a member there
+
+    # the bot has no access to the channel; the interaction routes work
+    ix = await fake.invoke(fake.alice, channel, "post")
+    assert (await ix.wait_original()).content == "forbidden 50001"
+    for method, path, body in [
+        ("GET", f"/channels/{channel.id}", None),
+        ("GET", f"/channels/{channel.id}/messages", None),
+        ("POST", f"/channels/{channel.id}/messages", {"content": "hi"}),
+        ("POST", f"/channels/{channel.id}/typing", None),
+        ("GET", f"/channels/{channel.id}/messages/{msg.id}", None),
+        ("PATCH", f"/channels/{channel.id}/messages/{msg.id}", {"content": "edited"}),
+        ("PUT", f"/channels/{channel.id}/messages/{msg.id}/reactions/%F0%9F%94%81/@me", None),
+        ("GET", f"/guilds/{guild.id}", None),
+    ]:
+        status, answer = await bot_request(fake, method, path, json=body)
+        assert (status, answer.get("code")) == (403, 50001), (method, path)
+    first = fake.interactions[msg.interaction_id]
+    await bot.seen[0].edit_original_response(content="edited through the token")
+    assert msg.content == "edited through the token" and first.original is msg
+
+    # bob clicks the button on alice's message: same owners (alice authorised the app), bob is the user
+    click = await fake.click(bob, msg, "install:again")
+    answer = await click.wait_original()
+    assert click.payload["authorizing_integration_owners"] == {"1": str(fake.alice.id)}
+    assert click.payload["context"] == 0 and click.payload["member"]["user"]["id"] == str(bob.id)
+    assert answer.content == f'again guild {{"1": "{fake.alice.id}"}} by={bob.id}'
+    assert not bot.seen[-1].is_user_integration()  # discord.py compares the owner with the *clicking* user
+
+    # ... also on a follow-up (a webhook message)
+    ix = await fake.invoke(fake.alice, channel, "later")
+    second = await ix.wait_followup(lambda m: m.content == "second")
+    assert second.source == "webhook" and second is not ix.original
+    click = await fake.click(bob, second, "install:again", locale="es-ES")
+    assert (await click.wait_original()).content == f'again guild {{"1": "{fake.alice.id}"}} by={bob.id}'
+    assert click.payload["locale"] == "es-ES" and click.payload["guild_locale"] == "de"
+
+    # a modal opened there keeps the context too
+    ix = await fake.invoke(fake.alice, channel, "ask")
+    await ix.wait_ack()
+    sub = await fake.submit_modal(fake.alice, channel, ix.modal["custom_id"], {"install:question": "why"})
+    answer = await sub.wait_original()
+    assert answer.content == f'asked why guild {{"1": "{fake.alice.id}"}} by={fake.alice.id}'
+    assert sub.payload["authorizing_integration_owners"] == {"1": str(fake.alice.id)} and sub.payload["context"] == 0
+
+    # message commands on other users' messages (which the bot never received)
+    hello = await fake.post_message(bob, channel, "hello")
+    ix = await fake.invoke_message_command(fake.alice, "Inspect", hello)
+    assert (await ix.wait_original()).content.startswith(f"inspected {hello.id} guild")
+    assert not any(d.get("id") == str(hello.id) for _, e, d in fake.sessions[-1].events)
+
+    # when the bot joins later, the guild install reaches the server
+    fake.add_bot_to_guild(guild)
+    await fake.wait_until(lambda: bot.get_guild(guild.id) is not None)
+    assert bot.get_guild(guild.id).preferred_locale is discord.Locale.german
+    ix = await fake.invoke(fake.alice, channel, "post")
+    assert (await ix.wait_original()).content == "channel"
+    assert ix.payload["authorizing_integration_owners"] == {"0": str(guild.id)}
+
+
+async def test_followup_cap_for_user_installs(install_bot):
+    bot, fake = install_bot, install_bot.fake
+    guild, channel, _ = foreign_world(fake)
+    ix = await fake.invoke(fake.alice, channel, "spam", {"n": 7})
+    await ix.wait_original(lambda m: m.content == "edited after the follow-ups", timeout=5)
+    assert ix.followup_limited and ix.followup_creates == 5
+    assert ix.followups[0] is ix.original  # the first follow-up filled the deferred message (and counts)
+    assert [m.content for m in ix.followups[1:]] == [f"follow-up {i}" for i in range(1, 5)]
+    assert [(e.status, e.code) for e in bot.errors] == [(400, 40094), (400, 40094)]
+    posts = [r.status for r in fake.request_log if r.method == "POST" and r.path.startswith("/webhooks/")]
+    assert posts == [200] * 5 + [400, 400]
+
+    bot.errors.clear()  # where the guild install authorised it, there is no cap
+    ix = await fake.invoke(fake.alice, fake.channel, "spam", {"n": 7})
+    await ix.wait_original(lambda m: m.content == "edited after the follow-ups", timeout=5)
+    assert not ix.followup_limited and ix.followup_creates == 7 and not bot.errors
+    # Discord's rule is "only USER_INSTALL in authorizing_integration_owners": a user install in a server the
+    # bot is in is capped too
+    ix = await fake.invoke(fake.alice, fake.channel, "spam", {"n": 6}, install="user")
+    await ix.wait_original(lambda m: m.content == "edited after the follow-ups", timeout=5)
+    assert ix.followup_limited and [(e.status, e.code) for e in bot.errors] == [(400, 40094)]
+
+
+async def test_use_external_apps_forces_ephemeral(install_bot):
+    fake = install_bot.fake
+    guild, channel, bob = foreign_world(fake, everyone_permissions=Perm.EVERYONE_DEFAULT & ~Perm.USE_EXTERNAL_APPS)
+    ix = await fake.invoke(fake.alice, channel, "where")
+    msg = await ix.wait_original()
+    assert ix.forced_ephemeral and msg.ephemeral and ix.ephemeral
+    ix = await fake.invoke(fake.alice, channel, "spam", {"n": 2})
+    await ix.wait_for(lambda i: len(i.followups) == 2, timeout=5)
+    assert all(m.ephemeral for m in ix.messages)
+    fake.add_member(guild, bob, permissions=Perm.USE_EXTERNAL_APPS)  # a role that allows external apps
+    ix = await fake.invoke(bob, channel, "where")
+    assert not (await ix.wait_original()).ephemeral and not ix.forced_ephemeral
+
+
+async def test_group_dm_bot_dm_and_install_choice(install_bot):
+    bot, fake = install_bot, install_bot.fake
+    bob = fake.add_user("bob")
+    group = fake.group_dm([fake.alice, bob], name="friends")
+    ix = await fake.invoke(fake.alice, group, "where")
+    msg = await ix.wait_original()
+    p = ix.payload
+    assert p["context"] == 2 and p["authorizing_integration_owners"] == {"1": str(fake.alice.id)}
+    assert "guild_id" not in p and "guild_locale" not in p and "member" not in p
+    assert p["user"]["id"] == str(fake.alice.id) and p["channel"]["type"] == 3
+    assert {u["id"] for u in p["channel"]["recipients"]} == {str(fake.alice.id), str(bob.id)}
+    assert int(p["app_permissions"]) == Perm.ATTACH_FILES | Perm.EMBED_LINKS | Perm.MENTION_EVERYONE
+    assert isinstance(bot.seen[-1].channel, discord.GroupChannel) and bot.seen[-1].context.private_channel
+    assert msg.content == f'private {{"1": "{fake.alice.id}"}} by={fake.alice.id}'
+    click = await fake.click(bob, msg, "install:again")
+    assert (await click.wait_original()).content == f'again private {{"1": "{fake.alice.id}"}} by={bob.id}'
+    ix = await fake.invoke(fake.alice, group, "post")
+    assert (await ix.wait_original()).content == "forbidden 50001"
+    said = await fake.post_message(bob, group, "psst")
+    assert not any(d.get("id") == str(said.id) for _, e, d in fake.sessions[-1].events)
+    for bad in (dict(name="where", install="guild"), dict(name="dmonly"), dict(name="serveronly"),
+                dict(name="where", guild_locale="ko")):
+        name = bad.pop("name")
+        with pytest.raises(InvalidInvocation):
+            await fake.invoke(fake.alice, group, name, **bad)
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.owner, group, "where")  # not a recipient
+
+    # the bot's DM: the guild install by default (owner "0"), or the user's
+    dm = fake.dm_channel(fake.alice)
+    ix = await fake.invoke(fake.alice, dm, "dmonly")
+    await ix.wait_original()
+    assert ix.payload["context"] == 1 and ix.payload["authorizing_integration_owners"] == {"0": "0"}
+    assert int(ix.payload["app_permissions"]) == Perm.APP_PRIVATE_CHANNEL | Perm.USE_EXTERNAL_EMOJIS
+    ix = await fake.invoke(fake.alice, dm, "where", install="user")
+    assert (await ix.wait_original()).content == f'dm {{"1": "{fake.alice.id}"}} by={fake.alice.id}'
+    ix = await fake.invoke(fake.alice, dm, "mine")  # a user-install-only command defaults to the user install
+    assert ix.install == "user"
+    with pytest.raises(InvalidInvocation):
+        await fake.invoke(fake.alice, dm, "where", install="both", guild_locale="ko")
+
+    # a server the bot is in: guild by default, "user" or "both" on request; guild commands only for guild
+    ix = await fake.invoke(fake.alice, fake.channel, "where")
+    assert ix.payload["authorizing_integration_owners"] == {"0": str(fake.guild.id)}
+    ix = await fake.invoke(fake.alice, fake.channel, "post", install="user")
+    assert (await ix.wait_original()).content == "channel"  # the bot is there and can still post
+    assert ix.payload["authorizing_integration_owners"] == {"1": str(fake.alice.id)}
+    ix = await fake.invoke(fake.alice, fake.channel, "where", install="both")
+    assert ix.payload["authorizing_integration_owners"] == {"0": str(fake.guild.id), "1": str(fake.alice.id)}
+    await ix.wait_original()
+    assert bot.seen[-1].is_user_integration() and bot.seen[-1].is_guild_integration()
+    ix = await fake.invoke(fake.alice, fake.channel, "local")
+    assert ix.payload["data"]["guild_id"] == str(fake.guild.id) and ix.install == "guild"
+    for name, install in (("local", "user"), ("serveronly", "user"), ("mine", "guild"), ("where", "nope")):
+        with pytest.raises(InvalidInvocation):
+            await fake.invoke(fake.alice, fake.channel, name, install=install)
+    ix = await fake.invoke_message_command(fake.alice, "Inspect", msg, install="user")
+    assert ix.payload["context"] == 2

@@ -4,6 +4,7 @@ It drives the real, unmodified discord.py client. See README.md in this director
 """
 
 from .models import (
+    LOCALES,
     APIError,
     FakeAttachment,
     FakeChannel,
@@ -22,6 +23,7 @@ from .models import (
 from .server import FakeDiscord, RequestRecord
 
 __all__ = [
+    "LOCALES",
     "APIError",
     "FakeAttachment",
     "FakeChannel",

@@ -94,7 +94,7 @@ class GatewaySession:
         need = required_intent(event, data)
         if need and not (self.intents & need):
             return False
-        gid = data.get("guild_id") if event != "GUILD_CREATE" else data.get("id")
+        gid = data.get("id") if event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE") else data.get("guild_id")
         return self.handles_guild(int(gid) if gid else None)
 
     def _transform(self, event: str, data: dict) -> dict:
@@ -291,7 +291,7 @@ class GatewayConnection:
     async def request_members(self, d: dict) -> None:
         fake = self.fake
         guild = fake.guilds.get(int(d.get("guild_id") or 0))
-        if guild is None:
+        if guild is None or not fake.bot_in_guild(guild):
             return
         members = list(guild.members.values())
         not_found: list[str] = []

@@ -56,6 +56,9 @@ class Perm:
     CREATE_PUBLIC_THREADS = 1 << 35
     SEND_MESSAGES_IN_THREADS = 1 << 38
     MODERATE_MEMBERS = 1 << 40
+    #: lets user-installed apps that are *not* installed in the server answer publicly; without it their
+    #: responses there are forced ephemeral (on by default for servers)
+    USE_EXTERNAL_APPS = 1 << 50
     ALL = (1 << 53) - 1
 
     EVERYONE_DEFAULT = (
@@ -71,6 +74,7 @@ class Perm:
         | USE_APPLICATION_COMMANDS
         | CREATE_PUBLIC_THREADS
         | SEND_MESSAGES_IN_THREADS
+        | USE_EXTERNAL_APPS
     )
     BOT_DEFAULT = (
         EVERYONE_DEFAULT
@@ -79,6 +83,29 @@ class Perm:
         | SEND_TTS_MESSAGES
         | MANAGE_WEBHOOKS
     )
+
+    #: ``app_permissions`` of interactions in group DMs and DMs with other users (Discord's documented set)
+    APP_PRIVATE_CHANNEL = ATTACH_FILES | EMBED_LINKS | MENTION_EVERYONE
+    #: ``app_permissions`` of interactions in the DM with the app's bot user (documented: adds external emoji)
+    APP_BOT_DM = APP_PRIVATE_CHANNEL | USE_EXTERNAL_EMOJIS
+    #: always part of ``app_permissions`` in a server the bot is not in (on top of @everyone's permissions)
+    APP_EXTERNAL_ALWAYS = ATTACH_FILES | EMBED_LINKS
+
+
+#: Discord's locale codes (``locale``, ``guild_locale``, ``preferred_locale`` and the keys of
+#: ``name_localizations`` / ``description_localizations``)
+LOCALES = (
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl", "pt-BR",
+    "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja", "zh-TW", "ko",
+)
+
+#: interaction context types
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
+CONTEXT_PRIVATE_CHANNEL = 2
+
+#: ``install=`` values of the test API -> integration types (keys of ``authorizing_integration_owners``)
+INSTALL_TYPES = {"guild": (0,), "user": (1,), "both": (0, 1)}
 
 
 class Intents:
@@ -123,10 +150,13 @@ class APIError(Exception):
         return body
 
 
-def form_error(path: str, message: str, code: str = "BASE_TYPE_INVALID") -> APIError:
-    """A 400 / 50035 Invalid Form Body error with Discord's nested ``errors`` structure."""
+def form_error(path: Any, message: str, code: str = "BASE_TYPE_INVALID") -> APIError:
+    """A 400 / 50035 Invalid Form Body error with Discord's nested ``errors`` structure.
+
+    ``path``: ``"options.0.name"`` or a sequence of keys (for keys that contain dots); empty for the top level."""
     errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
-    for part in reversed(path.split(".")):
+    parts = path.split(".") if isinstance(path, str) else [str(p) for p in path]
+    for part in reversed([p for p in parts if p != ""]):
         errors = {part: errors}
     return APIError(400, 50035, "Invalid Form Body", errors)
 
@@ -315,6 +345,8 @@ class FakeChannel:
     parent_id: Optional[int] = None
     recipients: list[FakeUser] = field(default_factory=list)
     last_message_id: Optional[int] = None
+    #: group DMs (type 3): the user who created it
+    owner_id: Optional[int] = None
 
     @property
     def mention(self) -> str:
@@ -322,13 +354,30 @@ class FakeChannel:
 
     @property
     def is_dm(self) -> bool:
+        """The DM between a user and the bot (type 1)."""
         return self.type == 1
+
+    @property
+    def is_group_dm(self) -> bool:
+        """A group DM between users (type 3); the bot is never a recipient."""
+        return self.type == 3
 
     def to_dict(self, *, permissions: Optional[int] = None) -> dict:
         if self.type == 1:
             data: dict[str, Any] = {
                 "id": str(self.id),
                 "type": 1,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "recipients": [u.to_dict() for u in self.recipients],
+                "flags": 0,
+            }
+        elif self.type == 3:
+            data = {
+                "id": str(self.id),
+                "type": 3,
+                "name": self.name or None,
+                "icon": None,
+                "owner_id": str(self.owner_id) if self.owner_id else None,
                 "last_message_id": str(self.last_message_id) if self.last_message_id else None,
                 "recipients": [u.to_dict() for u in self.recipients],
                 "flags": 0,
@@ -361,6 +410,9 @@ class FakeGuild:
     name: str
     owner_id: int
     premium_tier: int = 0
+    #: the server's "preferred locale" (``preferred_locale`` in GUILD_CREATE / REST, ``guild_locale`` in
+    #: interactions)
+    preferred_locale: str = "en-US"
     roles: dict[int, FakeRole] = field(default_factory=dict)
     channels: list[FakeChannel] = field(default_factory=list)
     members: dict[int, FakeMember] = field(default_factory=dict)
@@ -434,7 +486,7 @@ class FakeGuild:
             "vanity_url_code": None,
             "premium_tier": self.premium_tier,
             "premium_subscription_count": 0,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.preferred_locale,
             "nsfw_level": 0,
             "nsfw": False,
             "premium_progress_bar_enabled": False,
@@ -635,6 +687,39 @@ class FakeInteraction:
         self.followups: list[FakeMessage] = []
         self.modal: Optional[dict] = None
         self.choices: Optional[list[dict]] = None
+        #: successful ``POST /webhooks/{app}/{token}`` (follow-up creates, incl. one that fills a defer)
+        self.followup_creates = 0
+        #: responses forced ephemeral (user install in a server without the app, invoker lacks USE_EXTERNAL_APPS)
+        self.forced_ephemeral = False
+
+    # ---- where it happened
+    @property
+    def context(self) -> int:
+        """Interaction context type: 0 guild, 1 the bot's DM, 2 a private channel (group DM)."""
+        return self.payload.get("context", 0)
+
+    @property
+    def authorizing_integration_owners(self) -> dict[str, str]:
+        return dict(self.payload.get("authorizing_integration_owners") or {})
+
+    @property
+    def install(self) -> str:
+        """``"guild"``, ``"user"`` or ``"both"``: the installation(s) that authorised this interaction."""
+        keys = set(self.authorizing_integration_owners)
+        return "both" if keys == {"0", "1"} else ("user" if keys == {"1"} else "guild")
+
+    @property
+    def followup_limited(self) -> bool:
+        """Discord caps follow-ups at 5 when only the user install authorised the interaction."""
+        return set(self.authorizing_integration_owners) == {"1"}
+
+    @property
+    def locale(self) -> str:
+        return self.payload.get("locale", "en-US")
+
+    @property
+    def guild_locale(self) -> Optional[str]:
+        return self.payload.get("guild_locale")
 
     # ---- derived state
     @property
@@ -657,7 +742,7 @@ class FakeInteraction:
     def ephemeral(self) -> bool:
         if self.response_type in (4, 5):
             data = self.callbacks[0][1] or {}
-            return bool(int(data.get("flags") or 0) & FLAG_EPHEMERAL)
+            return bool(int(data.get("flags") or 0) & FLAG_EPHEMERAL) or self.forced_ephemeral
         if self.original is not None:
             return self.original.ephemeral
         return False

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -21,6 +22,7 @@ from .models import (
     FLAG_LOADING,
     FLAG_SUPPRESS_EMBEDS,
     FLAG_SUPPRESS_NOTIFICATIONS,
+    LOCALES,
     APIError,
     FakeAttachment,
     FakeChannel,
@@ -39,7 +41,33 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("fakediscord.rest")
 
 JSON = "application/json"
-COMMAND_NAME_RE = re.compile(r"^[-_'\w\u0900-\u097F\u0E00-\u0E7F]{1,32}$")
+
+# Discord: CHAT_INPUT command and option names match ^[-_'\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$ (unicode) and
+# use the lowercase form of any letter that has one. Python's ``re`` has no \p{...}, so the same test is written
+# with unicodedata: letters (L*), numbers (N*), - _ ', and any assigned character of the Devanagari or Thai
+# scripts (their blocks, minus the danda, double danda and baht sign, which are Script=Common).
+_DEVANAGARI = ((0x0900, 0x097F), (0xA8E0, 0xA8FF), (0x11B00, 0x11B09))
+_THAI = ((0x0E01, 0x0E3A), (0x0E40, 0x0E5B))
+_COMMON_IN_SCRIPT_BLOCKS = {0x0964, 0x0965}
+MAX_COMMAND_SIZE = 8000
+
+
+def _deva_or_thai(ch: str) -> bool:
+    cp = ord(ch)
+    if cp in _COMMON_IN_SCRIPT_BLOCKS or unicodedata.category(ch) == "Cn":
+        return False
+    return any(lo <= cp <= hi for lo, hi in _DEVANAGARI + _THAI)
+
+
+def valid_chat_input_name(name: Any) -> bool:
+    """A valid slash-command / option name (default or localized)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 32:
+        return False
+    for ch in name:
+        if ch in "-_'" or unicodedata.category(ch)[0] in "LN" or _deva_or_thai(ch):
+            continue
+        return False
+    return name == name.lower()
 # 1x1 transparent PNG served for avatars/icons
 TINY_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -282,9 +310,14 @@ class RestMixin:
         if channel is None:
             raise APIError(404, 10003, "Unknown Channel")
         if channel.guild_id is not None:
+            # a server only users installed the app in: the bot itself has no access at all
+            if not self.bot_in_guild(channel.guild_id):
+                raise APIError(403, 50001, "Missing Access")
             perms = self.permissions_in(channel, self.bot_user.id)
             if not perms & Perm.VIEW_CHANNEL:
                 raise APIError(403, 50001, "Missing Access")
+        elif channel.is_group_dm:  # bots are never recipients of group DMs
+            raise APIError(403, 50001, "Missing Access")
         return channel
 
     def _channel_message(self: "FakeDiscord", request: web.Request, channel: FakeChannel) -> FakeMessage:
@@ -572,16 +605,25 @@ class RestMixin:
             raise form_error("_", "Must be an object.", "MODEL_TYPE_CONVERT")
         ctype = int(data.get("type", 1))
         name = data.get("name")
-        if not isinstance(name, str) or not COMMAND_NAME_RE.match(name) or (ctype == 1 and name != name.lower()):
-            if ctype == 1 or not isinstance(name, str) or not (1 <= len(name) <= 32):
-                raise form_error("name", "Command name is invalid", "APPLICATION_COMMAND_INVALID_NAME")
+        if not self._valid_command_name(name, ctype):
+            raise form_error("name", "Command name is invalid", "APPLICATION_COMMAND_INVALID_NAME")
+        name_locs = self._validate_localizations(data.get("name_localizations"), ["name_localizations"],
+                                                 "name", ctype=ctype)
         description = data.get("description") or ""
         if ctype == 1 and not (1 <= len(description) <= 100):
             raise form_error("description", "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+        desc_locs = self._validate_localizations(data.get("description_localizations"),
+                                                 ["description_localizations"], "description")
         options = data.get("options") or []
         if ctype != 1 and options:
             raise form_error("options", "Context menu commands cannot have options", "APPLICATION_COMMAND_OPTIONS")
-        self._validate_options(options, "options")
+        self._validate_options(options, ["options"])
+        if ctype == 1:
+            size = self._command_size(data)
+            if size > MAX_COMMAND_SIZE:
+                raise APIError(400, 50035, "Invalid Form Body", {"_errors": [{
+                    "code": "APPLICATION_COMMAND_TOO_LARGE",
+                    "message": f"Command exceeds maximum size ({MAX_COMMAND_SIZE}); it is {size}"}]})
         stored = {
             "id": existing["id"] if existing else str(self.new_id()),
             "application_id": str(self.application_id),
@@ -591,9 +633,9 @@ class RestMixin:
             ),
             "type": ctype,
             "name": name,
-            "name_localizations": data.get("name_localizations"),
+            "name_localizations": name_locs,
             "description": description,
-            "description_localizations": data.get("description_localizations"),
+            "description_localizations": desc_locs,
             "dm_permission": data.get("dm_permission", True),
             "contexts": data.get("contexts"),
             "integration_types": data.get("integration_types") or [0],
@@ -611,26 +653,58 @@ class RestMixin:
                 stored["version"] = str(self.new_id())
         return stored
 
-    def _validate_options(self: "FakeDiscord", options: list, path: str) -> None:
+    @staticmethod
+    def _valid_command_name(name: Any, ctype: int) -> bool:
+        if ctype == 1:
+            return valid_chat_input_name(name)
+        # USER and MESSAGE commands: 1-32 characters, mixed case and spaces allowed
+        return isinstance(name, str) and 1 <= len(name) <= 32
+
+    def _validate_localizations(self: "FakeDiscord", locs: Any, path: list, kind: str, *,
+                                ctype: int = 1) -> Optional[dict]:
+        """``name_localizations`` / ``description_localizations``: Discord locale keys, values under the same
+        rules as the field they localise (``kind``: "name" of a command/option, "choice" name, "description")."""
+        if locs is None:
+            return None
+        if not isinstance(locs, dict):
+            raise form_error(path, "Must be an object.", "DICT_TYPE_CONVERT")
+        for locale, value in locs.items():
+            where = path + [locale]
+            if locale not in LOCALES:
+                raise form_error(where, f'Value "{locale}" is not a valid enum value.', "ENUM_TYPE_COERCE")
+            if not isinstance(value, str):
+                raise form_error(where, "Could not interpret value as string.", "BASE_TYPE_STRING")
+            if kind == "name":
+                if not self._valid_command_name(value, ctype):
+                    raise form_error(where, "Command name is invalid", "APPLICATION_COMMAND_INVALID_NAME")
+            elif not 1 <= len(value) <= 100:  # descriptions and choice names
+                raise form_error(where, "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+        return dict(locs)
+
+    def _validate_options(self: "FakeDiscord", options: list, path: list) -> None:
         if len(options) > 25:
             raise form_error(path, "Must be 25 or fewer in length.", "BASE_TYPE_MAX_LENGTH")
         names = set()
         seen_optional = False
         for i, opt in enumerate(options):
-            p = f"{path}.{i}"
+            p = path + [i]
             name = opt.get("name")
-            if not isinstance(name, str) or not COMMAND_NAME_RE.match(name) or name != name.lower():
-                raise form_error(f"{p}.name", "Command name is invalid", "APPLICATION_COMMAND_INVALID_NAME")
+            if not valid_chat_input_name(name):
+                raise form_error(p + ["name"], "Command name is invalid", "APPLICATION_COMMAND_INVALID_NAME")
             if name in names:
-                raise form_error(f"{p}.name", "Option names must be unique", "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS")
+                raise form_error(p + ["name"], "Option names must be unique",
+                                 "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS")
             names.add(name)
+            self._validate_localizations(opt.get("name_localizations"), p + ["name_localizations"], "name")
             if not (1 <= len(opt.get("description") or "") <= 100):
-                raise form_error(f"{p}.description", "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+                raise form_error(p + ["description"], "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+            self._validate_localizations(opt.get("description_localizations"), p + ["description_localizations"],
+                                         "description")
             otype = opt.get("type")
             if otype not in range(1, 12):
-                raise form_error(f"{p}.type", "Value is not a valid option type.", "BASE_TYPE_CHOICES")
+                raise form_error(p + ["type"], "Value is not a valid option type.", "BASE_TYPE_CHOICES")
             if otype in (1, 2):
-                self._validate_options(opt.get("options") or [], f"{p}.options")
+                self._validate_options(opt.get("options") or [], p + ["options"])
                 continue
             if opt.get("required"):
                 if seen_optional:
@@ -640,10 +714,71 @@ class RestMixin:
                 seen_optional = True
             choices = opt.get("choices") or []
             if len(choices) > 25:
-                raise form_error(f"{p}.choices", "Must be 25 or fewer in length.", "BASE_TYPE_MAX_LENGTH")
+                raise form_error(p + ["choices"], "Must be 25 or fewer in length.", "BASE_TYPE_MAX_LENGTH")
             if choices and opt.get("autocomplete"):
-                raise form_error(f"{p}.autocomplete", "Autocomplete cannot be set with choices.",
+                raise form_error(p + ["autocomplete"], "Autocomplete cannot be set with choices.",
                                  "APPLICATION_COMMAND_OPTIONS_AUTOCOMPLETE_CHOICES")
+            if choices and otype not in (3, 4, 10):
+                raise form_error(p + ["choices"], "Only STRING, INTEGER and NUMBER options can have choices.",
+                                 "APPLICATION_COMMAND_OPTIONS_CHOICES_INVALID")
+            for k, choice in enumerate(choices):
+                self._validate_choice(choice, otype, p + ["choices", k])
+        self._check_localized_option_names(options, path)
+
+    def _validate_choice(self: "FakeDiscord", choice: Any, otype: int, p: list) -> None:
+        if not isinstance(choice, dict):
+            raise form_error(p, "Must be an object.", "MODEL_TYPE_CONVERT")
+        cname = choice.get("name")
+        if not isinstance(cname, str) or not 1 <= len(cname) <= 100:
+            raise form_error(p + ["name"], "Must be between 1 and 100 in length.", "BASE_TYPE_BAD_LENGTH")
+        self._validate_localizations(choice.get("name_localizations"), p + ["name_localizations"], "choice")
+        value = choice.get("value")
+        if otype == 3:
+            if not isinstance(value, str):
+                raise form_error(p + ["value"], "Could not interpret value as string.", "BASE_TYPE_STRING")
+            if len(value) > 100:
+                raise form_error(p + ["value"], "Must be 100 or fewer in length.", "BASE_TYPE_MAX_LENGTH")
+        elif isinstance(value, bool) or not isinstance(value, int if otype == 4 else (int, float)):
+            raise form_error(p + ["value"], "Value is not a valid number for this option type.",
+                             "NUMBER_TYPE_COERCE")
+
+    @staticmethod
+    def _check_localized_option_names(options: list, path: list) -> None:
+        """Discord: a localized option name must differ from every other option's default name and from the
+        other options' names in that locale (a localization equal to the option's own default is ignored)."""
+        defaults = [o.get("name") for o in options]
+        locs = [o.get("name_localizations") or {} for o in options]
+        for i, own in enumerate(locs):
+            for locale, value in own.items():
+                if value == defaults[i]:
+                    continue
+                others = [j for j in range(len(options)) if j != i]
+                if any(value == defaults[j] or value == locs[j].get(locale) for j in others):
+                    raise form_error(path + [i, "name_localizations", locale],
+                                     "Option names must be unique (default names and names in each locale)",
+                                     "APPLICATION_COMMAND_OPTIONS_NAME_ALREADY_EXISTS")
+
+    @staticmethod
+    def _command_size(data: dict) -> int:
+        """Discord's 8000-character budget of a slash command: names, descriptions and choice values of the
+        command, its options and choices; a localized field counts with its longest variant."""
+
+        def longest(value: Any, locs: Any) -> int:
+            sizes = [len(value) if isinstance(value, str) else 0]
+            if isinstance(locs, dict):
+                sizes += [len(v) for v in locs.values() if isinstance(v, str)]
+            return max(sizes)
+
+        def walk(node: dict) -> int:
+            total = longest(node.get("name"), node.get("name_localizations"))
+            total += longest(node.get("description"), node.get("description_localizations"))
+            for choice in node.get("choices") or []:
+                if isinstance(choice, dict):
+                    total += longest(choice.get("name"), choice.get("name_localizations"))
+                    total += len(str(choice.get("value", "")))
+            return total + sum(walk(o) for o in node.get("options") or [] if isinstance(o, dict))
+
+        return walk(data)
 
     async def _h_commands_get(self: "FakeDiscord", request: web.Request) -> web.Response:
         store, _ = self._command_store(request)
@@ -780,8 +915,9 @@ class RestMixin:
         msg_type = 20 if ix.type == 2 and (ix.payload.get("data") or {}).get("type", 1) == 1 else (
             23 if ix.type == 2 else 0)
         if ctype in (4, 5):
+            forced = FLAG_EPHEMERAL if ix.forced_ephemeral else 0
             if ctype == 5:
-                flags = int(data.get("flags") or 0) & FLAG_EPHEMERAL
+                flags = (int(data.get("flags") or 0) & FLAG_EPHEMERAL) | forced
                 payload: dict[str, Any] = {"flags": flags}
                 msg = self._create_message(ix.channel, payload, [], source="interaction", limit=ix.attachment_size_limit,
                                            flags_allowed=FLAG_EPHEMERAL, ix=ix, msg_type=msg_type,
@@ -790,7 +926,7 @@ class RestMixin:
                 msg = self._create_message(
                     ix.channel, data, files, source="interaction", limit=ix.attachment_size_limit,
                     flags_allowed=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
-                    ix=ix, msg_type=msg_type,
+                    ix=ix, msg_type=msg_type, extra_flags=forced,
                 )
             msg.interaction_metadata = self.interaction_metadata(ix)
             msg.interaction_legacy = self.interaction_legacy(ix)
@@ -868,6 +1004,9 @@ class RestMixin:
     async def _h_webhook_execute(self: "FakeDiscord", request: web.Request) -> web.Response:
         payload, files = await self._read_payload(request)
         ix = self._webhook_interaction(request)
+        # Discord: 5 follow-ups per interaction when only the user install authorised it
+        if ix.followup_limited and ix.followup_creates >= 5:
+            raise APIError(400, 40094, "This interaction has hit the maximum number of follow up messages")
         if ix.response_type == 5 and ix.original is not None and ix.original.loading and not ix.original.deleted:
             # The first follow-up after a "thinking" defer fills the deferred message (same id, same ephemerality).
             self._validate_message(payload, files, creating=True)
@@ -878,10 +1017,11 @@ class RestMixin:
             msg = self._create_message(
                 ix.channel, payload, files, source="webhook", limit=ix.attachment_size_limit,
                 flags_allowed=FLAG_EPHEMERAL | FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2,
-                ix=ix, msg_type=msg_type,
+                ix=ix, msg_type=msg_type, extra_flags=FLAG_EPHEMERAL if ix.forced_ephemeral else 0,
             )
             msg.interaction_metadata = self.interaction_metadata(ix, followup_of=ix.original)
             event = "MESSAGE_CREATE"
+        ix.followup_creates += 1
         ix.followups.append(msg)
         self._changes.notify()
         await self._echo(event, msg)

@@ -22,6 +22,11 @@ from aiohttp import web
 from .gateway import GatewayConnection, GatewaySession
 from .mentions import compute_pings
 from .models import (
+    CONTEXT_BOT_DM,
+    CONTEXT_GUILD,
+    CONTEXT_PRIVATE_CHANNEL,
+    INSTALL_TYPES,
+    LOCALES,
     Changes,
     FakeAttachment,
     FakeChannel,
@@ -62,6 +67,15 @@ SELECT_TYPES = {3, 5, 6, 7, 8}
 UserLike = Union[FakeUser, FakeMember, int]
 ChannelLike = Union[FakeChannel, int]
 MessageLike = Union[FakeMessage, int]
+
+#: events the gateway delivers however the bot relates to the guild/channel they come from
+_ALWAYS_DELIVERED = {"INTERACTION_CREATE", "READY", "RESUMED"}
+_GUILD_ID_IS_ID = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"}
+
+
+def _check_locale(value: Any, what: str) -> None:
+    if value not in LOCALES:
+        raise InvalidInvocation(f"{what}={value!r} is not a Discord locale (one of {', '.join(LOCALES)})")
 
 
 @dataclass
@@ -250,22 +264,55 @@ class FakeDiscord(RestMixin):
         *,
         premium_tier: int = 0,
         everyone_permissions: int = Perm.EVERYONE_DEFAULT,
+        preferred_locale: str = "en-US",
+        bot_member: bool = True,
     ) -> FakeGuild:
+        """A server. With ``bot_member=False`` the bot is not in it (no GUILD_CREATE, channel routes answer
+        403/50001): only users who installed the app can use its global commands there."""
+        _check_locale(preferred_locale, "preferred_locale")
         owner = owner or self.app_owner
         gid = self._ids.next()
-        guild = FakeGuild(gid, name, owner.id, premium_tier=premium_tier)
+        guild = FakeGuild(gid, name, owner.id, premium_tier=premium_tier, preferred_locale=preferred_locale)
         guild.roles[gid] = FakeRole(gid, gid, "@everyone", permissions=everyone_permissions, position=0)
-        bot_role = FakeRole(
-            self._ids.next(), gid, self.bot_user.name, permissions=self.bot_permissions, position=1,
-            managed=True, bot_id=self.bot_user.id,
-        )
-        guild.roles[bot_role.id] = bot_role
         self.guilds[gid] = guild
         guild.members[owner.id] = FakeMember(owner, gid)
-        guild.members[self.bot_user.id] = FakeMember(self.bot_user, gid, roles=[bot_role.id])
+        if bot_member:
+            self.add_bot_to_guild(guild)
+        return guild
+
+    def add_bot_to_guild(self, guild: FakeGuild) -> FakeMember:
+        """The bot joins ``guild`` (a managed role with ``bot_permissions``); GUILD_CREATE if it is connected."""
+        member = guild.members.get(self.bot_user.id)
+        if member is not None:
+            return member
+        bot_role = FakeRole(
+            self._ids.next(), guild.id, self.bot_user.name, permissions=self.bot_permissions,
+            position=len(guild.roles), managed=True, bot_id=self.bot_user.id,
+        )
+        guild.roles[bot_role.id] = bot_role
+        member = guild.members[self.bot_user.id] = FakeMember(self.bot_user, guild.id, roles=[bot_role.id])
         if self.sessions:
             self._spawn(self._dispatch_guild_create(guild))
+        self._changes.notify()
+        return member
+
+    def update_guild(self, guild: FakeGuild, *, name: Optional[str] = None,
+                     preferred_locale: Optional[str] = None) -> FakeGuild:
+        """Change a server's name / preferred locale (GUILD_UPDATE to a connected bot that is in it)."""
+        if preferred_locale is not None:
+            _check_locale(preferred_locale, "preferred_locale")
+            guild.preferred_locale = preferred_locale
+        if name is not None:
+            guild.name = name
+        if self.sessions:
+            self._spawn(self.dispatch("GUILD_UPDATE", guild.to_dict()))
+        self._changes.notify()
         return guild
+
+    def bot_in_guild(self, guild: Union[FakeGuild, int, None]) -> bool:
+        gid = guild.id if isinstance(guild, FakeGuild) else guild
+        found = self.guilds.get(int(gid)) if gid is not None else None
+        return found is not None and self.bot_user.id in found.members
 
     async def _dispatch_guild_create(self, guild: FakeGuild) -> None:
         for session in self._live_sessions():
@@ -294,6 +341,10 @@ class FakeDiscord(RestMixin):
     def add_member(self, guild: FakeGuild, user: FakeUser, permissions: int = 0, *,
                    roles: Iterable[FakeRole] = (), nick: Optional[str] = None) -> FakeMember:
         """Add ``user`` to ``guild``. Non-zero ``permissions`` are granted through a role of their own."""
+        if user.id == self.bot_user.id:
+            if permissions or roles or nick:
+                raise InvalidInvocation("the bot's permissions come from bot_permissions (its managed role)")
+            return self.add_bot_to_guild(guild)
         member = guild.members.get(user.id) or FakeMember(user, guild.id, nick=nick)
         role_ids = [r.id for r in roles]
         if permissions:
@@ -310,10 +361,25 @@ class FakeDiscord(RestMixin):
         return member
 
     def dm_channel(self, user: FakeUser) -> FakeChannel:
+        """The DM (type 1) between ``user`` and the bot: interactions there have ``context`` 1."""
         for ch in self.channels.values():
             if ch.type == 1 and ch.recipients and ch.recipients[0].id == user.id:
                 return ch
         channel = FakeChannel(self._ids.next(), None, "", type=1, recipients=[user])
+        self.channels[channel.id] = channel
+        return channel
+
+    def group_dm(self, users: Iterable[UserLike], *, name: str = "",
+                 owner: Optional[UserLike] = None) -> FakeChannel:
+        """A group DM (type 3) between ``users`` (1-10, no bots). The bot is never in it: its events are not
+        dispatched and its channel routes answer 403/50001; user-installed commands run there with context 2."""
+        members = [self._resolve_user(u) for u in users]
+        if not 1 <= len(members) <= 10:
+            raise InvalidInvocation(f"a group DM has 1-10 recipients, got {len(members)}")
+        if any(u.bot for u in members):
+            raise InvalidInvocation("bots cannot be in group DMs")
+        owner_user = self._resolve_user(owner) if owner is not None else members[0]
+        channel = FakeChannel(self._ids.next(), None, name, type=3, recipients=members, owner_id=owner_user.id)
         self.channels[channel.id] = channel
         return channel
 
@@ -436,11 +502,25 @@ class FakeDiscord(RestMixin):
             raise RuntimeError(f"no bot connected to the fake gateway within {self.gateway_wait}s") from None
 
     async def dispatch(self, event: str, data: dict) -> None:
-        """Send a DISPATCH event to every live session that should get it (buffered for resume if disconnected)."""
-        for session in self._live_sessions():
-            if session.wants(event, data):
-                await session.dispatch(event, data)
+        """Send a DISPATCH event to every live session that should get it (buffered for resume if disconnected).
+
+        Events of servers the bot is not in and of group DMs are dropped (the bot sees nothing there except the
+        interactions of users who installed the app)."""
+        if self._bot_receives(event, data):
+            for session in self._live_sessions():
+                if session.wants(event, data):
+                    await session.dispatch(event, data)
         self._changes.notify()
+
+    def _bot_receives(self, event: str, data: dict) -> bool:
+        if event in _ALWAYS_DELIVERED:
+            return True
+        gid = data.get("id") if event in _GUILD_ID_IS_ID else data.get("guild_id")
+        if gid is not None and int(gid) in self.guilds and not self.bot_in_guild(int(gid)):
+            return False
+        cid = data.get("channel_id")
+        channel = self.channels.get(int(cid)) if cid is not None else None
+        return not (channel is not None and channel.is_group_dm)
 
     async def gateway_reconnect(self) -> None:
         """Send op 7 RECONNECT on every open connection (the client resumes)."""
@@ -500,7 +580,8 @@ class FakeDiscord(RestMixin):
             "role_connections_verification_url": None,
             "tags": [],
             "approximate_guild_count": len(self.guilds_of_bot()),
-            "integration_types_config": {"0": {}},
+            # the app can be installed to servers (0) and to users (1)
+            "integration_types_config": {"0": {}, "1": {}},
         }
 
     def member_dict(self, guild: FakeGuild, member: FakeMember, *, with_user: bool = True,
@@ -746,26 +827,74 @@ class FakeDiscord(RestMixin):
 
     # ---------------------------------------------------------------- interactions
 
-    def _find_command(self, channel: FakeChannel, name: str, ctype: int) -> tuple[dict, bool]:
-        if channel.guild_id is not None:
-            for cmd in self._guild_commands.get(channel.guild_id, {}).values():
-                if cmd["name"] == name and cmd.get("type", 1) == ctype:
-                    return cmd, True
+    def _find_command(self, channel: FakeChannel, name: str, ctype: int,
+                      install: Optional[str] = None) -> tuple[dict, bool]:
+        # guild-registered commands exist only through the guild install: never for user installs
+        guild_cmds = (self._guild_commands.get(channel.guild_id, {})
+                      if channel.guild_id is not None and install in (None, "guild") else {})
+        for cmd in guild_cmds.values():
+            if cmd["name"] == name and cmd.get("type", 1) == ctype:
+                return cmd, True
         for cmd in self._global_commands.values():
             if cmd["name"] == name and cmd.get("type", 1) == ctype:
                 return cmd, False
         known = [c["name"] for c in self._global_commands.values()]
-        if channel.guild_id is not None:
-            known += [c["name"] for c in self._guild_commands.get(channel.guild_id, {}).values()]
-        raise InvalidInvocation(f"unknown command {name!r} (type {ctype}); registered: {sorted(set(known))}")
+        known += [c["name"] for c in guild_cmds.values()]
+        raise InvalidInvocation(f"unknown command {name!r} (type {ctype}); registered: {sorted(set(known))}"
+                                + ("" if install in (None, "guild") else " (global commands only for user installs)"))
 
-    def _check_command_usable(self, cmd: dict, user: FakeUser, channel: FakeChannel) -> None:
+    @staticmethod
+    def context_of(channel: FakeChannel) -> int:
+        """Interaction context of ``channel``: 0 a server, 1 the bot's DM, 2 a group DM."""
+        if channel.guild_id is not None:
+            return CONTEXT_GUILD
+        return CONTEXT_BOT_DM if channel.type == 1 else CONTEXT_PRIVATE_CHANNEL
+
+    def _guild_install_here(self, channel: FakeChannel) -> bool:
+        """Whether the app's guild install reaches ``channel``: a server the bot is in, or the bot's DM."""
+        ctx = self.context_of(channel)
+        if ctx == CONTEXT_GUILD:
+            return self.bot_in_guild(channel.guild_id)
+        return ctx == CONTEXT_BOT_DM
+
+    def _command_install(self, cmd: dict, is_guild: bool, channel: FakeChannel, install: Optional[str]) -> str:
+        """The installation that authorises ``cmd`` here (``install`` checked, or chosen when None)."""
+        if install is not None and install not in INSTALL_TYPES:
+            raise InvalidInvocation(f"install={install!r}: use 'guild', 'user' or 'both'")
+        here = self._guild_install_here(channel)
+        if install is None:
+            types = cmd.get("integration_types") or [0]
+            install = "guild" if is_guild or (here and 0 in types) else "user"
+        if 0 in INSTALL_TYPES[install] and not here:
+            where = "this group DM" if channel.is_group_dm else f"server {self.guilds[channel.guild_id].name!r}"
+            raise InvalidInvocation(f"the app is not installed in {where} (the bot is not there); "
+                                    "only install='user' works there")
+        return install
+
+    def _owners(self, install: str, user: FakeUser, channel: FakeChannel) -> dict[str, str]:
+        """``authorizing_integration_owners``: "0" -> the guild id ("0" in the bot's DM), "1" -> the user."""
+        owners: dict[str, str] = {}
+        if 0 in INSTALL_TYPES[install]:
+            owners["0"] = str(channel.guild_id) if channel.guild_id is not None else "0"
+        if 1 in INSTALL_TYPES[install]:
+            owners["1"] = str(user.id)
+        return owners
+
+    def _check_command_usable(self, cmd: dict, user: FakeUser, channel: FakeChannel, *, install: str = "guild",
+                              is_guild: bool = False) -> None:
         contexts = cmd.get("contexts")
-        ctx = 1 if channel.guild_id is None else 0
+        ctx = self.context_of(channel)
         if contexts is not None and ctx not in contexts:
-            raise InvalidInvocation(f"command {cmd['name']!r} is not available in this context ({ctx})")
-        if channel.guild_id is None and cmd.get("dm_permission") is False:
+            raise InvalidInvocation(f"command {cmd['name']!r} is not available in this context ({ctx}); "
+                                    f"contexts={contexts}")
+        if ctx != CONTEXT_GUILD and cmd.get("dm_permission") is False:
             raise InvalidInvocation(f"command {cmd['name']!r} is not available in DMs")
+        # guild commands are only reachable through the guild install, whatever they declare
+        types = [0] if is_guild else (cmd.get("integration_types") or [0])
+        missing = [t for t in INSTALL_TYPES[install] if t not in types]
+        if missing:
+            raise InvalidInvocation(f"command {cmd['name']!r} does not support install={install!r} "
+                                    f"(integration_types={types}); Discord's client does not show it")
         if cmd.get("nsfw") and not channel.nsfw:
             raise InvalidInvocation(f"command {cmd['name']!r} is age-restricted and #{channel.name} is not NSFW")
         required = cmd.get("default_member_permissions")
@@ -777,10 +906,27 @@ class FakeDiscord(RestMixin):
                     f"{user.name} lacks default_member_permissions={need} for {cmd['name']!r} (Discord hides it)"
                 )
 
+    def app_permissions_in(self, channel: FakeChannel) -> int:
+        """``app_permissions`` of an interaction in ``channel``: the bot's permissions where the bot is; in a
+        server without the bot @everyone's permissions plus Attach Files and Embed Links; Discord's documented
+        sets in the bot's DM and in group DMs."""
+        if channel.guild_id is not None:
+            guild = self.guilds[channel.guild_id]
+            if self.bot_user.id in guild.members:
+                return guild.permissions_for(self.bot_user.id)
+            perms = guild.default_role.permissions
+            return Perm.ALL if perms & Perm.ADMINISTRATOR else perms | Perm.APP_EXTERNAL_ALWAYS
+        return Perm.APP_BOT_DM if channel.type == 1 else Perm.APP_PRIVATE_CHANNEL
+
     def _base_interaction(self, itype: int, user: FakeUser, channel: FakeChannel, data: Optional[dict],
-                          *, attachment_size_limit: Optional[int] = None, locale: str = "en-US",
+                          *, owners: Optional[dict[str, str]] = None, attachment_size_limit: Optional[int] = None,
+                          locale: str = "en-US", guild_locale: Optional[str] = None,
                           message: Optional[FakeMessage] = None) -> dict:
+        _check_locale(locale, "locale")
         limit = attachment_size_limit if attachment_size_limit is not None else self.attachment_size_limit
+        ctx = self.context_of(channel)
+        if owners is None:
+            owners = self._owners("guild" if self._guild_install_here(channel) else "user", user, channel)
         payload: dict[str, Any] = {
             "id": None,
             "application_id": str(self.application_id),
@@ -789,35 +935,39 @@ class FakeDiscord(RestMixin):
             "token": None,
             "version": 1,
             "locale": locale,
-            "app_permissions": str(self.permissions_in(channel, self.bot_user.id)),
+            "app_permissions": str(self.app_permissions_in(channel)),
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": limit,
         }
         if data is not None:
             payload["data"] = data
-        if channel.guild_id is not None:
+        if ctx == CONTEXT_GUILD:
             guild = self.guilds[channel.guild_id]
             member = guild.members.get(user.id)
             if member is None:
                 raise InvalidInvocation(f"{user.name} is not a member of {guild.name!r}")
+            if guild_locale is None:
+                guild_locale = guild.preferred_locale
+            _check_locale(guild_locale, "guild_locale")
             perms = self.permissions_in(channel, user.id)
             payload.update(
                 guild_id=str(guild.id),
-                guild={"id": str(guild.id), "locale": "en-US", "features": []},
-                guild_locale="en-US",
+                guild={"id": str(guild.id), "locale": guild_locale, "features": []},
+                guild_locale=guild_locale,
                 member=self.member_dict(guild, member, permissions=perms),
                 channel=channel.to_dict(permissions=perms),
-                authorizing_integration_owners={"0": str(guild.id)},
-                context=0,
             )
         else:
+            if guild_locale is not None:
+                raise InvalidInvocation("guild_locale only exists for interactions in servers")
+            if channel.recipients and user.id not in {u.id for u in channel.recipients}:
+                raise InvalidInvocation(f"{user.name} is not a recipient of DM channel {channel.id}")
             payload.update(
                 user=user.to_dict(),
                 channel=channel.to_dict(permissions=self.permissions_in(channel, user.id)),
-                authorizing_integration_owners={"0": str(self.application_id)},
-                context=1,
             )
+        payload.update(authorizing_integration_owners=dict(owners), context=ctx)
         if message is not None:
             payload["message"] = self.message_dict(message)
         return payload
@@ -835,6 +985,9 @@ class FakeDiscord(RestMixin):
             attachment_size_limit=payload["attachment_size_limit"], source_message=message, name=name,
             custom_id=custom_id,
         )
+        # a server without the app: if the invoker may not use external apps, every response is ephemeral
+        if channel.guild_id is not None and not self.bot_in_guild(channel.guild_id):
+            ix.forced_ephemeral = not self.permissions_in(channel, user.id) & Perm.USE_EXTERNAL_APPS
         self.interactions[iid] = ix
         self._by_token[token] = ix
         ix.created_at = time.monotonic()
@@ -888,7 +1041,7 @@ class FakeDiscord(RestMixin):
                 raise InvalidInvocation(f"option {name!r} accepts channel types {types}, got {ch.type}")
             resolved.setdefault("channels", {})[str(ch.id)] = {
                 "id": str(ch.id), "name": ch.name, "type": ch.type, "nsfw": ch.nsfw, "parent_id": None,
-                "permissions": str(self.permissions_in(ch, self.bot_user.id)), "flags": 0,
+                "permissions": str(self.app_permissions_in(ch)), "flags": 0,
             }
             return str(ch.id)
         elif otype == 11:
@@ -910,13 +1063,15 @@ class FakeDiscord(RestMixin):
         return value
 
     def _build_command_data(self, user: FakeUser, channel: FakeChannel, name: str, options: dict, *,
-                            focused: Optional[str] = None, check_permissions: bool = True) -> tuple[dict, dict]:
+                            focused: Optional[str] = None, check_permissions: bool = True,
+                            install: Optional[str] = None) -> tuple[dict, dict, str]:
         parts = name.split()
         if not parts:
             raise InvalidInvocation("empty command name")
-        cmd, is_guild = self._find_command(channel, parts[0], 1)
+        cmd, is_guild = self._find_command(channel, parts[0], 1, install)
+        install = self._command_install(cmd, is_guild, channel, install)
         if check_permissions:
-            self._check_command_usable(cmd, user, channel)
+            self._check_command_usable(cmd, user, channel, install=install, is_guild=is_guild)
         schema = cmd.get("options") or []
         path: list[tuple[str, int]] = []
         for part in parts[1:]:
@@ -966,29 +1121,41 @@ class FakeDiscord(RestMixin):
             data["resolved"] = resolved
         if is_guild:
             data["guild_id"] = str(channel.guild_id)
-        return cmd, data
+        return cmd, data, install
 
     async def invoke(self, user: UserLike, channel: ChannelLike, name: str, options: Optional[dict] = None, *,
                      attachments: Optional[dict[str, FakeAttachment]] = None, check_permissions: bool = True,
-                     attachment_size_limit: Optional[int] = None, locale: str = "en-US") -> FakeInteraction:
+                     attachment_size_limit: Optional[int] = None, locale: str = "en-US",
+                     guild_locale: Optional[str] = None, install: Optional[str] = None) -> FakeInteraction:
         """A user runs the slash command ``name`` ("group sub" for subcommands) with ``options``.
 
         The payload is built from the *registered* schema, so unknown commands/options, missing required
         options, wrong types and out-of-range values raise ``InvalidInvocation`` like Discord's client
-        would refuse them. ``check_permissions`` also enforces default_member_permissions/nsfw/contexts."""
+        would refuse them. ``check_permissions`` also enforces default_member_permissions/nsfw/contexts/
+        integration_types.
+
+        ``locale``: the user's client language; ``guild_locale``: the server's (default: the guild's
+        ``preferred_locale``; servers only). ``install``: which installation authorises the command,
+        ``"guild"`` (the bot's server install; in the bot's DM too), ``"user"`` (the user installed the app) or
+        ``"both"``; by default ``"guild"`` where the bot is (and the command allows guild installs), else
+        ``"user"``."""
         user = self._resolve_user(user)
         channel = self._resolve_channel(channel)
         values = dict(options or {})
         values.update(attachments or {})
-        _, data = self._build_command_data(user, channel, name, values, check_permissions=check_permissions)
+        _, data, install = self._build_command_data(user, channel, name, values, check_permissions=check_permissions,
+                                                    install=install)
         payload = self._base_interaction(2, user, channel, data, attachment_size_limit=attachment_size_limit,
-                                         locale=locale)
+                                         locale=locale, guild_locale=guild_locale,
+                                         owners=self._owners(install, user, channel))
         return await self._dispatch_interaction(payload, user=user, channel=channel, name=name)
 
     async def autocomplete(self, user: UserLike, channel: ChannelLike, name: str, options: Optional[dict] = None, *,
-                           focused: str, timeout: float = 5.0) -> list[dict]:
+                           focused: str, timeout: float = 5.0, locale: str = "en-US",
+                           guild_locale: Optional[str] = None, install: Optional[str] = None) -> list[dict]:
         """Send an autocomplete interaction (type 4) and return the choices the bot answered with."""
-        ix = await self.autocomplete_interaction(user, channel, name, options, focused=focused)
+        ix = await self.autocomplete_interaction(user, channel, name, options, focused=focused, locale=locale,
+                                                 guild_locale=guild_locale, install=install)
         try:
             await ix.wait_for(lambda i: i.choices is not None or i.rejected, timeout=timeout)
         except TimeoutError:
@@ -998,21 +1165,28 @@ class FakeDiscord(RestMixin):
         return ix.choices
 
     async def autocomplete_interaction(self, user: UserLike, channel: ChannelLike, name: str,
-                                       options: Optional[dict] = None, *, focused: str) -> FakeInteraction:
+                                       options: Optional[dict] = None, *, focused: str, locale: str = "en-US",
+                                       guild_locale: Optional[str] = None,
+                                       install: Optional[str] = None) -> FakeInteraction:
         user = self._resolve_user(user)
         channel = self._resolve_channel(channel)
-        _, data = self._build_command_data(user, channel, name, dict(options or {}), focused=focused)
+        _, data, install = self._build_command_data(user, channel, name, dict(options or {}), focused=focused,
+                                                    install=install)
         data.pop("resolved", None)
-        payload = self._base_interaction(4, user, channel, data)
+        payload = self._base_interaction(4, user, channel, data, locale=locale, guild_locale=guild_locale,
+                                         owners=self._owners(install, user, channel))
         return await self._dispatch_interaction(payload, user=user, channel=channel, name=name)
 
-    async def invoke_user_command(self, user: UserLike, channel: ChannelLike, name: str,
-                                  target: UserLike) -> FakeInteraction:
-        """A user context-menu command (type 2) on ``target``."""
+    async def invoke_user_command(self, user: UserLike, channel: ChannelLike, name: str, target: UserLike, *,
+                                  locale: str = "en-US", guild_locale: Optional[str] = None,
+                                  install: Optional[str] = None) -> FakeInteraction:
+        """A user context-menu command (type 2) on ``target`` (``locale``/``guild_locale``/``install`` as in
+        ``invoke``)."""
         user, target = self._resolve_user(user), self._resolve_user(target)
         channel = self._resolve_channel(channel)
-        cmd, is_guild = self._find_command(channel, name, 2)
-        self._check_command_usable(cmd, user, channel)
+        cmd, is_guild = self._find_command(channel, name, 2, install)
+        install = self._command_install(cmd, is_guild, channel, install)
+        self._check_command_usable(cmd, user, channel, install=install, is_guild=is_guild)
         resolved: dict[str, Any] = {"users": {str(target.id): target.to_dict()}}
         if channel.guild_id is not None and target.id in self.guilds[channel.guild_id].members:
             guild = self.guilds[channel.guild_id]
@@ -1021,26 +1195,36 @@ class FakeDiscord(RestMixin):
         data = {"id": str(cmd["id"]), "name": name, "type": 2, "target_id": str(target.id), "resolved": resolved}
         if is_guild:
             data["guild_id"] = str(channel.guild_id)
-        payload = self._base_interaction(2, user, channel, data)
+        payload = self._base_interaction(2, user, channel, data, locale=locale, guild_locale=guild_locale,
+                                         owners=self._owners(install, user, channel))
         return await self._dispatch_interaction(payload, user=user, channel=channel, name=name)
 
-    async def invoke_message_command(self, user: UserLike, name: str, target: MessageLike) -> FakeInteraction:
-        """A message context-menu command (type 3) on ``target``."""
+    async def invoke_message_command(self, user: UserLike, name: str, target: MessageLike, *,
+                                     locale: str = "en-US", guild_locale: Optional[str] = None,
+                                     install: Optional[str] = None) -> FakeInteraction:
+        """A message context-menu command (type 3) on ``target``, in the target's channel."""
         user = self._resolve_user(user)
         msg = self._resolve_message(target)
         channel = self._resolve_channel(msg.channel_id)
-        cmd, is_guild = self._find_command(channel, name, 3)
-        self._check_command_usable(cmd, user, channel)
+        cmd, is_guild = self._find_command(channel, name, 3, install)
+        install = self._command_install(cmd, is_guild, channel, install)
+        self._check_command_usable(cmd, user, channel, install=install, is_guild=is_guild)
         data = {"id": str(cmd["id"]), "name": name, "type": 3, "target_id": str(msg.id),
                 "resolved": {"messages": {str(msg.id): self.message_dict(msg)}}}
         if is_guild:
             data["guild_id"] = str(channel.guild_id)
-        payload = self._base_interaction(2, user, channel, data)
+        payload = self._base_interaction(2, user, channel, data, locale=locale, guild_locale=guild_locale,
+                                         owners=self._owners(install, user, channel))
         return await self._dispatch_interaction(payload, user=user, channel=channel, name=name)
 
     async def click(self, user: UserLike, message: MessageLike, custom_id: str, *,
-                    values: Optional[list] = None) -> FakeInteraction:
-        """``user`` presses the button / picks ``values`` in the select ``custom_id`` on ``message`` (type 3)."""
+                    values: Optional[list] = None, locale: str = "en-US",
+                    guild_locale: Optional[str] = None) -> FakeInteraction:
+        """``user`` presses the button / picks ``values`` in the select ``custom_id`` on ``message`` (type 3).
+
+        ``authorizing_integration_owners`` are those of the interaction that created the message (so a click on
+        a user-installed app's message keeps ``{"1": <the user who ran the command>}``); messages the bot sent
+        itself are guild-install ones."""
         user = self._resolve_user(user)
         msg = self._resolve_message(message)
         if msg.deleted:
@@ -1064,9 +1248,16 @@ class FakeDiscord(RestMixin):
             data["values"] = self._select_values(comp, values, data, channel)
         elif values is not None:
             raise InvalidInvocation(f"component {custom_id!r} is not a select")
-        payload = self._base_interaction(3, user, channel, data, message=msg)
+        payload = self._base_interaction(3, user, channel, data, message=msg, locale=locale, guild_locale=guild_locale,
+                                         owners=self._message_owners(msg, user, channel))
         return await self._dispatch_interaction(payload, user=user, channel=channel, message=msg,
                                                 custom_id=custom_id)
+
+    def _message_owners(self, msg: FakeMessage, user: FakeUser, channel: FakeChannel) -> dict[str, str]:
+        source = self.interactions.get(msg.interaction_id) if msg.interaction_id is not None else None
+        if source is not None:
+            return source.authorizing_integration_owners
+        return self._owners("guild", user, channel)
 
     def _select_values(self, comp: dict, values: list, data: dict, channel: FakeChannel) -> list[str]:
         ctype = comp["type"]
@@ -1094,9 +1285,11 @@ class FakeDiscord(RestMixin):
         return out
 
     async def submit_modal(self, user: UserLike, channel: ChannelLike, custom_id: str, values: dict, *,
-                           message: Optional[MessageLike] = None) -> FakeInteraction:
+                           message: Optional[MessageLike] = None, locale: str = "en-US",
+                           guild_locale: Optional[str] = None) -> FakeInteraction:
         """Submit the modal ``custom_id`` the bot opened earlier (type-9 callback) with field ``values``
-        (custom_id -> str for text inputs, list for selects/uploads, bool for checkboxes)."""
+        (custom_id -> str for text inputs, list for selects/uploads, bool for checkboxes).
+        ``authorizing_integration_owners`` are those of the interaction that opened the modal."""
         user = self._resolve_user(user)
         channel = self._resolve_channel(channel)
         opened = self._modals.get(custom_id)
@@ -1174,7 +1367,8 @@ class FakeDiscord(RestMixin):
         if resolved:
             data["resolved"] = resolved
         msg = self._resolve_message(message) if message is not None else opener.source_message
-        payload = self._base_interaction(5, user, channel, data, message=msg)
+        payload = self._base_interaction(5, user, channel, data, message=msg, locale=locale, guild_locale=guild_locale,
+                                         owners=opener.authorizing_integration_owners)
         ix = await self._dispatch_interaction(payload, user=user, channel=channel, message=msg, custom_id=custom_id)
         ix.opener = opener  # type: ignore[attr-defined]
         return ix
