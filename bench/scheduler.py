@@ -31,10 +31,18 @@
    Also: the time to fill a 10,000-job queue (10 users), and the job store's start-up scan
    (`JobStore.undelivered()`, a partial index) over 100,000 stored jobs of which 10 are undelivered,
    next to the full scan `SELECT * FROM jobs WHERE status IN ('queued','running')` over the same table.
+5. Start estimates: a real Scheduler (workers, fair queue, its learned `Estimator`) on a simulated clock,
+   fed Poisson arrivals whose true run time is each backend's overhead + seconds per unit of work
+   (bot/core/estimate.py's units), +-10 %, some with a 15-s model load. Each queued job's
+   `estimate_start` when it is queued and at every job end (a re-render) against when it really
+   started; beside it the pre-issue estimate (a 20-s moving average). Two workloads: the issue's
+   (~3-s jobs on one backend from a cold start) and a mixed one on two unequal backends. Shown share,
+   |error| p50/p90, predicted/actual p50/p90 and the share within a factor of 2 (waits >= 1 s).
 
 Sections 1-3 run the demos, the fake Discord and the bot in this one process on one event loop, as
 sdcord would, with the GIL switch interval it sets (1 ms); section 4 runs on that loop too, with
-nothing else on it. Run: python bench/scheduler.py [--jobs-per-backend N] [--sections 1234]
+nothing else on it; section 5 is a simulation (a simulated clock, no WebUI).
+Run: python bench/scheduler.py [--jobs-per-backend N] [--sections 12345]
 """
 
 from __future__ import annotations
@@ -43,7 +51,9 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
+import random
 import sqlite3
 import statistics
 import sys
@@ -60,8 +70,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.baseline_queue import OldScheduler
 from bot.config import Settings
 from bot.core.engine import Engine
+from bot.core.estimate import work_of
 from bot.core.generate import favour_event_loop_latency
-from bot.core.jobs import DrawRequest, JobState, Origin
+from bot.core.jobs import DrawRequest, JobProgress, JobState, Origin
 from bot.core.payload import BuiltPayload, DrawOptions
 from bot.core.scheduler import Scheduler, StatusView
 from bot.core.store import UNDELIVERED_QUERY, JobStore
@@ -785,13 +796,184 @@ async def bench_scale() -> None:
           f"baseline full scan {base_ms * 1000:.2f} ms [{'; '.join(plan_base)}]")
 
 
+# ------------------------------------------------------------------------------- 5. start estimates
+
+@dataclass(frozen=True)
+class Workload:
+    label: str
+    backends: tuple[tuple[float, float], ...]  # each backend's true (overhead s, s per unit of work)
+    jobs: int
+    load: float  # the utilisation the arrivals aim at
+    mix: tuple[tuple[float, dict[str, Any]], ...]  # (share, payload fields over DEFAULT_DRAW)
+    model_loads: float = 0.0  # share of jobs that also wait MODEL_LOAD s for a checkpoint
+
+
+DEFAULT_DRAW = {"width": 512, "height": 512, "steps": 20, "batch_size": 1}  # 5.2 units of work
+MODEL_LOAD = 15.0
+NOISE = 0.1  # each job's time is off its backend's line by up to +-10 %
+SIM_USERS = 50
+RERENDERS = 50  # the first queued jobs whose estimate is taken again whenever a job ends
+ESTIMATE_SEED = 20240611
+WORKLOADS = (
+    Workload("the issue: ~3-s jobs, 1 backend, cold start", ((0.4, 0.5),), 40, 0.9, ((1.0, {}),)),
+    Workload("mixed sizes, 2 unequal backends, model loads", ((0.5, 0.45), (0.8, 0.9)), 1500, 0.85, (
+        (0.70, {}), (0.12, {"width": 768, "height": 768, "steps": 30}), (0.10, {"batch_size": 4}),
+        (0.05, {"enable_hr": True, "hr_scale": 2.0}), (0.03, {"steps": 50})), model_loads=0.03),
+)
+
+
+class SimClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(eq=False)
+class SimClient:
+    """A WebUI whose jobs take their true time on the simulated clock (the bench ends them)."""
+
+    display_url: str
+    overhead: float
+    per_unit: float
+    running: tuple[float, asyncio.Event, Any] | None = None  # (ends at, its gate, the job)
+
+    async def progress(self, *, skip_current_image: bool = True) -> Any:
+        raise AssertionError("not polled: the bench sets each running job's progress")
+
+    async def interrupt(self) -> None:
+        pass
+
+
+class OldEstimate:
+    """The pre-issue estimate, restated from bot/core/scheduler.py: one moving average (0.8/0.2) of
+    every finished job's duration, starting at 20 s; start = (position - 1) // backends x avg + avg / 2."""
+
+    def __init__(self) -> None:
+        self.avg = 20.0
+
+    def observe(self, took: float) -> None:
+        self.avg = 0.8 * self.avg + 0.2 * took
+
+    def start(self, position: int, up: int) -> float:
+        return (position - 1) // up * self.avg + self.avg / 2
+
+
+@dataclass
+class Guess:
+    job: Any
+    at: float
+    new: float | None
+    old: float
+    first: bool  # made when the job was queued (its message's first text), else at a re-render
+
+
+async def simulate(w: Workload) -> list[Guess]:
+    """Run `w` through a real Scheduler (its workers, its Estimator) on a simulated clock. Every queued
+    job's estimate is taken when it is queued and again whenever a job ends, next to the old one."""
+    rng = random.Random(ESTIMATE_SEED)
+    clock = SimClock()
+    clients = [SimClient(f"sim{i}", o, p) for i, (o, p) in enumerate(w.backends)]
+    spec: dict[str, tuple[float, float, float]] = {}  # job id -> (work, jitter, model load s)
+
+    async def runner(job: Any, client: SimClient) -> str:
+        work, jitter, load = spec[job.id]
+        gate = asyncio.Event()
+        client.running = (clock.now + (client.overhead + client.per_unit * work) * jitter + load, gate, job)
+        await gate.wait()
+        return "ok"
+
+    s = Scheduler(clients, runner, rate=10**9, per=1.0, max_queued_per_user=10**9,  # type: ignore[arg-type]
+                  progress_interval=1e9, retention=0.0, clock=clock)
+    s.start()
+    old = OldEstimate()
+    guesses: list[Guess] = []
+    mean_work = sum(share * (work_of(DrawRequest({**DEFAULT_DRAW, **f})) or 0) for share, f in w.mix)
+    capacity = sum(1 / (o + p * mean_work) for o, p in w.backends)  # jobs per second
+    t, arrivals = 0.0, []
+    for i in range(w.jobs):
+        t += rng.expovariate(capacity * w.load)
+        fields = rng.choices([f for _, f in w.mix], [share for share, _ in w.mix])[0]
+        arrivals.append((t, i, DrawRequest({"prompt": f"job {i}", **DEFAULT_DRAW, **fields})))
+    arrivals.reverse()
+
+    def guess(job: Any, first: bool) -> None:
+        for c in clients:  # what the bot's 1-s /progress poll shows of the running jobs
+            if c.running is not None:
+                ends, _, running = c.running
+                fraction = (clock.now - running.started) / max(1e-9, ends - running.started)
+                running.progress = JobProgress(min(1.0, fraction), 0, 0, None)
+        position = s.position(job)
+        if position is not None:
+            guesses.append(Guess(job, clock.now, s.estimate_start(job), old.start(position, len(clients)), first))
+
+    try:
+        while arrivals or len(s.queue) or any(c.running for c in clients):
+            busy = [c for c in clients if c.running is not None]
+            ends = min((c.running[0] for c in busy if c.running), default=float("inf"))
+            if arrivals and arrivals[-1][0] <= ends:
+                clock.now, i, request = arrivals.pop()
+                user = i % SIM_USERS
+                job = s.new_job(s.admit(user), request, Origin(user_id=user, channel_id=1))
+                load = MODEL_LOAD if rng.random() < w.model_loads else 0.0
+                spec[job.id] = (work_of(request) or 0.0, rng.uniform(1 - NOISE, 1 + NOISE), load)
+                s.enqueue(job)
+                await settle_loop()
+                guess(job, True)
+                continue
+            client = next(c for c in busy if c.running and c.running[0] == ends)
+            assert client.running is not None
+            _, gate, job = client.running
+            clock.now, client.running = ends, None
+            old.observe(clock.now - job.started)
+            gate.set()
+            for _ in range(3):  # the job ends, its worker takes the next one
+                await settle_loop()
+            for waiting in itertools.islice(iter(s.queue), RERENDERS):
+                guess(waiting, False)
+    finally:
+        await s.stop()
+    return guesses
+
+
+def estimate_errors(guesses: list[Guess], which: str) -> dict[str, float]:
+    """The share of guesses shown (not None); of those: median and p90 absolute error (s), and, for
+    actual waits >= 1 s, the median and p90 of predicted/actual and the share within a factor of 2."""
+    pairs = [(getattr(g, which), g.job.started - g.at) for g in guesses]
+    shown = [(p, a) for p, a in pairs if p is not None]
+    errors = [abs(p - a) for p, a in shown] or [float("nan")]
+    ratios = [p / a for p, a in shown if a >= 1.0] or [float("nan")]
+    return {"shown": len(shown) / max(1, len(pairs)), "p50": pct(errors, 0.5), "p90": pct(errors, 0.9),
+            "ratio": pct(ratios, 0.5), "ratio90": pct(ratios, 0.9), "within2": sum(1 for r in ratios if 0.5 <= r <= 2) / len(ratios)}
+
+
+async def bench_estimates() -> None:
+    print("\n5. Start estimates (\"starts in about N s\"): predicted vs actual start of each queued job, a real "
+          "Scheduler on a simulated clock")
+    print(f"   Poisson arrivals from {SIM_USERS} users; a job's true time is its backend's overhead + s/unit x work, "
+          f"+-{NOISE:.0%};\n   a model load adds {MODEL_LOAD:g} s. Estimates are taken when a job is queued and "
+          f"again (first {RERENDERS} in line) whenever a job ends;\n   the old one is the pre-issue 20-s moving average.")
+    print(f"   {'workload':<58}{'estimate':<18}{'taken':<9}{'shown':>6}{'|err| p50':>10}{'p90':>8}"
+          f"{'pred/actual p50':>16}{'p90':>7}{'within 2x':>10}")
+    for w in WORKLOADS:
+        guesses = await simulate(w)
+        name = f"{w.label} ({w.jobs} jobs)"
+        for label, which in (("new (learned)", "new"), ("old (20-s avg)", "old")):
+            for when, chosen in (("queued", [g for g in guesses if g.first]), ("all", guesses)):
+                e = estimate_errors(chosen, which)
+                print(f"   {name:<58}{label:<18}{when:<9}{e['shown']:>6.0%}{e['p50']:>9.1f}s{e['p90']:>7.1f}s"
+                      f"{e['ratio']:>15.2f}x{e['ratio90']:>6.2f}x{e['within2']:>10.0%}")
+                name = ""
+
+
 # -------------------------------------------------------------------------------------------- main
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs-per-backend", type=int, default=20,
                         help="throughput jobs per backend (default 20)")
-    parser.add_argument("--sections", default="1234", help="which sections to run, e.g. 4 or 13 (default 1234)")
+    parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 4 or 13 (default 12345)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                         format="   [log] %(levelname)s %(name)s: %(message)s")
@@ -809,6 +991,8 @@ async def main() -> None:
         await bench_ack()
     if "4" in args.sections:
         await bench_scale()
+    if "5" in args.sections:
+        await bench_estimates()
     print(f"\n(total {time.monotonic() - t0:.0f} s)")
 
 
