@@ -16,9 +16,14 @@
    after 1,600 that fill its bounded caches (SQLite's page cache is 2 MB); its RSS after every 100 jobs
    once the retention window has passed, and the slope per job.
 
+5. Memory of an img2img whose upload carries an 8 MB tEXt chunk (a 512x512 PNG): the peak RSS rise of a
+   fresh process from the accepted upload to the WebUI's answer (keep the input, read it back, base64 and
+   JSON, send; the demo WebUI in another process), with the metadata stripped (now) and the upload sent as
+   it is (before).
+
 Targets: sdcord >= 20x faster than naive per image (issue 2); no stall over 20 ms (issue 2); peak
 <= 2x the job's raw PNG bytes and no growth over 1,000 jobs (issue 8). Sections 3 and 4 need Linux.
-Run: python bench/overhead.py [--repeat N] [--sections 1234] [--soak-jobs N]
+Run: python bench/overhead.py [--repeat N] [--sections 12345] [--soak-jobs N]
 """
 
 from __future__ import annotations
@@ -275,6 +280,83 @@ async def decode_alone(url: str, way: str) -> tuple[int, int]:
     return int(peak), int(size)
 
 
+IMG2IMG_ALONE = """
+import asyncio, io, os, sys, tempfile
+from pathlib import Path
+from PIL import Image
+from bot.core import generate
+from bot.core.files import DataFiles
+from bot.core.jobs import DrawRequest
+from bot.images import png
+from bot.webui.client import WebUIClient
+
+def status():
+    return {k: int(v.split()[0]) * 1024 for k, _, v in
+            (l.partition(":") for l in Path("/proc/self/status").read_text().splitlines()) if k in ("VmRSS", "VmHWM")}
+
+async def main(url, way, text_bytes):
+    image = Image.frombytes("RGB", (512, 512), os.urandom(512 * 512 * 3))
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    pixels = buf.getvalue()
+    upload = png.add_text_chunk(pixels, "Comment", "x" * text_bytes)  # as downloaded from Discord
+    del image, buf
+    client = WebUIClient(url)
+    payload = {"prompt": "x", "width": 64, "height": 64, "steps": 2, "denoising_strength": 0.5}
+    keep = generate.without_metadata if way == "stripped" else (lambda data: data)
+    with tempfile.TemporaryDirectory() as tmp:
+        files, before = DataFiles(Path(tmp)), 0
+        generator = generate.Generator(files)
+        Path("/proc/self/clear_refs").write_text("5")
+        before = status()["VmRSS"]
+        digest = await asyncio.to_thread(lambda: files.save_input(keep(upload)))  # Engine.submit
+        outcome = await generator.generate(DrawRequest(payload, init_image=digest), client, filesize_limit=10 << 20)
+        peak = status()["VmHWM"] - before
+        assert outcome.images
+    await client.close()
+    print(peak, len(upload), len(pixels))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def img2img_alone(url: str, way: str, text_bytes: int) -> tuple[int, int, int]:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # big blocks mmap'd: RSS follows live data
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", IMG2IMG_ALONE, url, way, str(text_bytes),
+                                                env=env, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    out, _ = await proc.communicate()
+    peak, size, pixels = out.split()
+    return int(peak), int(size), int(pixels)
+
+
+async def bench_img2img_upload(text_bytes: int = 8 * 1024 * 1024) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "demo-webui", "--port", str(port),
+                                                "--step-delay", "0", cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"{url}/sdapi/v1/samplers"):
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        runs = {way: [await img2img_alone(url, way, text_bytes) for _ in range(3)] for way in ("stripped", "as is")}
+    finally:
+        demo.terminate()
+        await demo.wait()
+    _, size, pixels = runs["stripped"][0]
+    print(f"\n5. Memory of an img2img whose {mb(size)} PNG upload is {mb(pixels)} of image and an {mb(text_bytes)} "
+          "tEXt chunk: peak rise, kept upload -> WebUI answer")
+    for way, label in (("stripped", "sdcord, metadata stripped (now)"), ("as is", "upload sent as it is (before)")):
+        peaks = [r[0] for r in runs[way]]
+        print(f"   {label:52s}{mb(statistics.median(peaks)):>9}  (worst {mb(max(peaks))} of 3 fresh processes)")
+
+
 def bench_fake() -> FakeDiscord:
     fake = FakeDiscord()
     fake.owner = fake.add_user("owner")
@@ -391,7 +473,7 @@ async def bench_soak(jobs: int, warmup: int) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=10, help="timed repetitions (default 10)")
-    parser.add_argument("--sections", default="1234", help="which sections to run (default 1234)")
+    parser.add_argument("--sections", default="12345", help="which sections to run (default 12345)")
     parser.add_argument("--soak-jobs", type=int, default=1000, help="measured jobs in section 4 (default 1000)")
     parser.add_argument("--soak-warmup", type=int, default=1600, help="jobs before measuring (default 1600)")
     args = parser.parse_args()
@@ -435,6 +517,8 @@ async def main() -> None:
             await bench_peak(url, sum(sizes))
     if "4" in args.sections:
         await bench_soak(args.soak_jobs, args.soak_warmup)
+    if "5" in args.sections:
+        await bench_img2img_upload()
 
 
 if __name__ == "__main__":

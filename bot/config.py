@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError, ProblemsError
 
-__all__ = ["Backend", "ConfigError", "ProblemsError", "Settings", "load_settings", "load_dotenv_file", "split_credentials"]
+__all__ = ["Backend", "ConfigError", "ProblemsError", "Settings", "load_dotenv_file", "load_settings", "split_credentials"]
 
 T = TypeVar("T")
 
@@ -63,6 +63,9 @@ class Settings:
     max_upscale_pixels: int = 4096 * 4096  # width x height of an /upscale result
     shutdown_grace: float = 30.0  # seconds running jobs get to finish when the bot is asked to stop
     job_retention: float = 300.0  # seconds a finished job stays in memory (benchmarks shorten it)
+    # Where no server's /settings apply (DMs, group DMs, servers the bot isn't in: a user install)
+    private_contexts: bool = True
+    private_nsfw: str = "safe"  # "safe" (safety negative prompt + spoilers) | "off" | "refuse"
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -209,6 +212,16 @@ def _parse_positive_float(value: str) -> float:
     return number
 
 
+def _choice(*allowed: str) -> Any:
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(value)
+        return value
+
+    return parse
+
+
 def _parse_seconds_or_zero(value: str) -> float:
     number = float(value)
     if not 0 <= number <= 3600:
@@ -238,6 +251,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
                        "a number of seconds above 0")
     retention = r.get("SDCORD_JOB_RETENTION", d.job_retention, _parse_positive_float, "a number of seconds above 0")
     grace = r.get("SHUTDOWN_GRACE", d.shutdown_grace, _parse_seconds_or_zero, "a number of seconds from 0 to 3600")
+    private = r.get("PRIVATE_CONTEXTS", "on", _choice("on", "off"), "on or off") == "on"
+    private_nsfw = r.get("PRIVATE_NSFW", d.private_nsfw, _choice("safe", "off", "refuse"), "safe, off or refuse")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
     max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
@@ -282,6 +297,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         max_upscale_pixels=upscale_pixels,
         shutdown_grace=grace,
         job_retention=retention,
+        private_contexts=private,
+        private_nsfw=private_nsfw,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )
@@ -304,5 +321,6 @@ def describe(settings: Settings) -> dict[str, Any]:
         f"{settings.default_width}x{settings.default_height}",
         "LIMITS": f"steps<={settings.max_steps}, pixels<={settings.max_pixels}, batch<={settings.max_batch}",
         "LOG_LEVEL": settings.log_level,
+        "PRIVATE_CONTEXTS": f"{'on' if settings.private_contexts else 'off'}, PRIVATE_NSFW={settings.private_nsfw}",
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
@@ -34,7 +35,7 @@ async def _check_backend(client: WebUIClient, settings: Settings, prefix: str) -
         version = await client.version_info()
         rows.append((f"{prefix} reachable", OK, f"{client.display_url} ({_version_text(version)})"))
     except WebUIError as exc:
-        rows.append((f"{prefix} reachable", FAIL, exc.message))
+        rows.append((f"{prefix} reachable", FAIL, exc.detail or str(exc.message)))
         return rows
     found: dict[str, list[dict[str, object]]] = {}
     for label, call in (("models", client.sd_models), ("samplers", client.samplers),
@@ -42,7 +43,7 @@ async def _check_backend(client: WebUIClient, settings: Settings, prefix: str) -
         try:
             found[label] = items = await call()
         except WebUIError as exc:
-            rows.append((f"{prefix} {label}", FAIL, exc.message))
+            rows.append((f"{prefix} {label}", FAIL, exc.detail or str(exc.message)))
             continue
         status = OK if items or label == "schedulers" else FAIL  # no /schedulers on older WebUIs
         rows.append((f"{prefix} {label}", status, f"{len(items)} available" + _sample(items)))
@@ -74,18 +75,26 @@ def print_table(rows: list[tuple[str, str, str]], out: TextIO) -> None:
         print(f"{name.ljust(width)}  {status:<4}  {detail}", file=out)
 
 
+def _token_row(token: str | None) -> tuple[str, str, str]:
+    """One line for the token: the doctor never connects to Discord, but the bot can't start without it."""
+    if token:
+        return ("DISCORD_TOKEN", OK, "set (not checked: the doctor doesn't connect to Discord)")
+    return ("DISCORD_TOKEN", FAIL, "not set; the bot can't start without it (the doctor doesn't need it)")
+
+
 async def doctor(out: TextIO = sys.stdout) -> int:
+    """Print one line per check; 0 when everything the bot needs is in order, else 1."""
     rows: list[tuple[str, str, str]] = []
     try:
         settings = load_settings(require_token=False)
     except ConfigError as exc:
         rows += [("configuration", FAIL, line) for line in exc.problems]
+        rows.append(_token_row((os.environ.get("DISCORD_TOKEN") or "").strip() or None))
         print_table(rows, out)
+        print(f"\n{sum(1 for r in rows if r[1] == FAIL)} problem(s) found.", file=out)
         return 1
     for key, value in describe(settings).items():
-        rows.append((key, OK, value))
-    if not settings.discord_token:
-        rows.append(("DISCORD_TOKEN", FAIL, "not set; needed to run the bot (sdcord doctor doesn't use it)"))
+        rows.append(_token_row(settings.discord_token) if key == "DISCORD_TOKEN" else (key, OK, value))
     rows += await check(settings)
     print_table(rows, out)
     failed = sum(1 for r in rows if r[1] == FAIL)

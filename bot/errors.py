@@ -2,28 +2,43 @@
 private messages (with an error id) in one place, and the log gets the detail.
 
     SdcordError
-    ├── ProblemsError          input refused; one line per problem
+    ├── ProblemsError          input refused; one message per problem
     │   ├── ConfigError        a setting
     │   └── OptionError        a user's option (names it and its range)
     ├── Refused                a job was not admitted (rate limit, queue cap, shutting down)
     ├── JobFailed              a job ended without a result (a stored reason, for the user)
     │   └── JobInterrupted     the bot stopped or restarted while the job ran
     ├── StorageError           the job store could not keep a job
-    └── WebUIError             a backend call failed; `.message` is one user-facing sentence
+    └── WebUIError             a backend call failed; `.message` is for the user, `.detail` for the log
         ├── WebUIConnectionError, WebUITimeoutError, WebUIAuthError
         └── WebUIValidationError, WebUIServerError, WebUIResponseError
 
-No Discord imports here.
+Messages for people are `bot.text.Text` values (a catalogue key and its values), rendered in the
+reader's language by the Discord side; `str()` of an error is for the log. No Discord imports here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.text import Text
+
 __all__ = [
-    "SdcordError", "ProblemsError", "ConfigError", "OptionError", "Refused", "JobFailed", "JobInterrupted", "StorageError",
-    "WebUIError", "WebUIConnectionError", "WebUITimeoutError", "WebUIAuthError", "WebUIValidationError",
-    "WebUIServerError", "WebUIResponseError",
+    "ConfigError",
+    "JobFailed",
+    "JobInterrupted",
+    "OptionError",
+    "ProblemsError",
+    "Refused",
+    "SdcordError",
+    "StorageError",
+    "WebUIAuthError",
+    "WebUIConnectionError",
+    "WebUIError",
+    "WebUIResponseError",
+    "WebUIServerError",
+    "WebUITimeoutError",
+    "WebUIValidationError",
 ]
 
 
@@ -32,11 +47,12 @@ class SdcordError(Exception):
 
 
 class ProblemsError(SdcordError, ValueError):
-    """Input was refused; `problems` holds one short line per problem, all reported at once."""
+    """Input was refused; `problems` holds one message per problem, all reported at once (a setting's
+    problems, for the operator, are plain English strings)."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Text | str]) -> None:
         self.problems = problems
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join(map(str, problems)))
 
 
 class ConfigError(ProblemsError):
@@ -50,18 +66,18 @@ class OptionError(ProblemsError):
 class Refused(SdcordError):
     """A job was not accepted. `limit` is "rate", "queue" or "shutdown"; `retry_in` is seconds from now."""
 
-    def __init__(self, limit: str, retry_in: float, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, limit: str, retry_in: float, message: Text) -> None:
+        super().__init__(str(message))
         self.limit = limit
         self.retry_in = retry_in
         self.message = message
 
 
 class _Explained(SdcordError):
-    """`message` is one sentence for the user, `detail` is for the log."""
+    """`message` is for the user, `detail` is for the log."""
 
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: Text | str, detail: str = "") -> None:
+        super().__init__(str(message))
         self.message = message
         self.detail = detail
 
@@ -79,17 +95,18 @@ class StorageError(_Explained):
 
 
 class WebUIError(SdcordError):
-    """A WebUI call failed. `message` is one user-facing sentence; `detail` is the server's own text."""
+    """A WebUI call failed. `message` is for the user (plain words); `detail` (the server's own text, which
+    WebUI, what went wrong) is for the log and `sdcord doctor`."""
 
-    def __init__(self, message: str, *, backend: str = "", status: int | None = None, detail: str = ""):
-        super().__init__(message)
+    def __init__(self, message: Text | str, *, backend: str = "", status: int | None = None, detail: str = ""):
+        super().__init__(str(message))
         self.message = message
         self.backend = backend
         self.status = status
         self.detail = detail
 
     def __str__(self) -> str:
-        return self.message
+        return f"{self.message}: {self.detail}" if self.detail else str(self.message)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, message={self.message!r}, detail={self.detail!r})"

@@ -10,31 +10,38 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
-from bot.core.policy import NSFW_MODES, ServerPolicy
+from bot.core.payload import out_of_range
+from bot.core.policy import ServerPolicy
 from bot.discord_app.bot import EngineCogMixin
-from bot.discord_app.render import escape
+from bot.discord_app.catalog import catalogs, lang_of
+from bot.discord_app.render import escape, say
 from bot.errors import OptionError
+from bot.text import Opt, T
 
 if TYPE_CHECKING:
     from bot.discord_app.bot import SDBot
 
 
-def describe_policy(policy: ServerPolicy, settings: Any) -> str:
+def describe_policy(lang: str, policy: ServerPolicy, settings: Any) -> str:
     eff = policy.effective(settings)
     d = policy.defaults
+    values = ", ".join(f"{say(lang, Opt(k))} {escape(str(v), 80)}" for k, v in d.items())
     lines = [
-        "**Defaults**: " + (", ".join(f"{k} {escape(str(v), 80)}" for k, v in d.items()) or "the bot's own"),
-        f"**Negative prompt prefix**: {escape(policy.negative_prefix, 200) or '(none)'}",
-        f"**Caps**: steps ≤ {eff.max_steps}, pixels ≤ {eff.max_pixels:,}, batch ≤ {eff.max_batch}",
-        "**Channels**: " + (", ".join(f"<#{c}>" for c in policy.channels) or "everywhere"),
-        f"**NSFW policy**: {policy.nsfw_mode} — {NSFW_MODES[policy.nsfw_mode]}",
+        say(lang, "settings.defaults", values=values or say(lang, "settings.defaults_none")),
+        say(lang, "settings.negative_prefix", text=escape(policy.negative_prefix, 200) or say(lang, "settings.none")),
+        say(lang, "settings.caps", steps=eff.max_steps, pixels=eff.max_pixels, batch=eff.max_batch),
+        say(lang, "settings.channels", channels=", ".join(f"<#{c}>" for c in policy.channels)
+            or say(lang, "settings.everywhere")),
+        say(lang, "settings.nsfw", mode=catalogs().lookup(lang, f"choice.{policy.nsfw_mode}") or policy.nsfw_mode,
+            meaning=say(lang, f"nsfw.{policy.nsfw_mode}")),
     ]
     if policy.nsfw_mode == "safe":
-        lines.append(f"**Safety negative prompt**: {escape(policy.safety_negative, 300)}")
+        lines.append(say(lang, "settings.safety_negative", text=escape(policy.safety_negative, 300)))
     return "\n".join(lines)
 
 
 @app_commands.guild_only()
+@app_commands.guild_install()  # a server's settings: only where the server added the bot
 @app_commands.default_permissions(manage_guild=True)
 class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
                      group_description="sdcord settings for this server"):
@@ -55,7 +62,9 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
     async def _save(self, interaction: discord.Interaction[SDBot], policy: ServerPolicy, change: str) -> None:
         assert interaction.guild_id is not None
         await self.engine.prefs.set_server_policy(interaction.guild_id, policy, by=interaction.user.id, change=change)
-        text = f"Saved: {escape(change, 300)}\n\n{describe_policy(policy, self.engine.settings)}"
+        lang = lang_of(interaction)
+        text = say(lang, "settings.saved", change=escape(change, 300)) + "\n\n" + \
+            describe_policy(lang, policy, self.engine.settings)
         if interaction.response.is_done():
             await interaction.followup.send(text[:2000], ephemeral=True)
         else:
@@ -65,10 +74,15 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
     async def show(self, interaction: discord.Interaction[SDBot]) -> None:
         assert interaction.guild_id is not None
         policy = await self._policy(interaction.guild_id)
-        await interaction.response.send_message(describe_policy(policy, self.engine.settings)[:2000], ephemeral=True)
+        await interaction.response.send_message(describe_policy(lang_of(interaction), policy, self.engine.settings)[:2000],
+                                                ephemeral=True)
 
     @app_commands.command(name="defaults", description="Set what /draw uses when an option isn't given")
-    @app_commands.describe(negative_prefix="Added in front of every negative prompt", clear="Forget all defaults")
+    @app_commands.describe(model="Default checkpoint for /draw here", sampler="Default sampling method",
+                           scheduler="Default schedule type", steps="Default sampling steps, 1-150",
+                           width="Default width in pixels, 64-2048", height="Default height in pixels, 64-2048",
+                           negative_prefix="Added in front of every negative prompt (up to 500 characters)",
+                           clear="Forget all defaults")
     async def defaults(
         self, interaction: discord.Interaction[SDBot], model: str | None = None, sampler: str | None = None,
         scheduler: str | None = None, steps: app_commands.Range[int, 1, 150] | None = None,
@@ -91,11 +105,14 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         await self._save(interaction, new, change)
 
     @app_commands.command(name="caps", description="Tighten the limits for this server (never above the bot's)")
+    @app_commands.describe(max_steps="Most sampling steps per image (at most the bot's own cap)",
+                           max_pixels="Most pixels per image, width × height (at least 4096)",
+                           max_batch="Most images per /draw (at most the bot's own cap)")
     async def caps(self, interaction: discord.Interaction[SDBot], max_steps: int | None = None,
                    max_pixels: int | None = None, max_batch: int | None = None) -> None:
         assert interaction.guild_id is not None
         g = self.engine.settings
-        problems = [f"`{name}` must be between {low} and {high} (got {value})."
+        problems = [out_of_range(name, value, low, high)
                     for name, value, low, high in (("max_steps", max_steps, 1, g.max_steps),
                                                    ("max_pixels", max_pixels, ABS_MIN_SIDE ** 2, g.max_pixels),
                                                    ("max_batch", max_batch, 1, g.max_batch))
@@ -109,12 +126,14 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
                          ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing")
 
     @app_commands.command(name="channels", description="Choose the channels where /draw is allowed")
+    @app_commands.describe(action="add or remove a channel, or clear the list (then: everywhere)",
+                           channel="The channel to add or remove")
     async def channels(self, interaction: discord.Interaction[SDBot], action: Literal["add", "remove", "clear"],
                        channel: discord.TextChannel | None = None) -> None:
         assert interaction.guild_id is not None
         policy = await self._policy(interaction.guild_id)
         if action != "clear" and channel is None:
-            raise OptionError([f"`channel`: say which channel to {action}."])
+            raise OptionError([T("problem.which_channel", option=Opt("channel"))])
         current = list(policy.channels)
         if action == "add" and channel is not None and channel.id not in current:
             current.append(channel.id)

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
 from bot.core.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
 from bot.discord_app.bot import EngineCogMixin
+from bot.discord_app.catalog import lang_of
 from bot.discord_app.render import STATUS_JOBS, status_text
 
 if TYPE_CHECKING:
@@ -24,25 +25,25 @@ class Generate(EngineCogMixin, commands.Cog):
 
     @app_commands.command(name="draw", description="Generate images from a text prompt")
     @app_commands.describe(
-        prompt="What to draw",
+        prompt="What to draw (up to 1500 characters; <lora:name:weight> works too)",
         negative_prompt="What to keep out of the image",
-        model="Checkpoint to use for this image only",
-        sampler="Sampling method",
-        scheduler="Schedule type",
-        steps="Sampling steps",
-        cfg_scale="How strictly to follow the prompt (1-30)",
-        seed="Seed; -1 or empty for random",
-        width="Width in pixels (multiple of 8)",
-        height="Height in pixels (multiple of 8)",
-        batch="Number of images",
-        style="A saved WebUI style to apply",
+        model="Checkpoint for this image only (default: the WebUI's current one)",
+        sampler="Sampling method, such as DPM++ 2M or Euler a",
+        scheduler="Schedule type, such as Karras (default: Automatic)",
+        steps="Sampling steps, 1-150 (more: slower, finer; the server may allow fewer)",
+        cfg_scale="How strictly to follow the prompt, 1-30 (default 7)",
+        seed="Seed, 0-4294967295; -1 or empty for a random one",
+        width="Width in pixels, 64-2048, rounded to a multiple of 8",
+        height="Height in pixels, 64-2048, rounded to a multiple of 8",
+        batch="Number of images, 1-10 (the server may allow fewer)",
+        style="A style saved in the WebUI, added to the prompt",
         lora="A LoRA to add to the prompt",
-        lora_weight="LoRA weight (default 1)",
-        hires="Hires fix: upscale by this factor (1-2) and refine",
+        lora_weight="LoRA weight, -1 to 2 (default 1)",
+        hires="Hires fix: upscale by this factor, 1-2, and refine",
         spoiler="Post the images as spoilers",
-        init_image="Start from this image (img2img)",
-        preset="One of your presets (/prefer save)",
-        strength="img2img: how much to change the image (0-1, default 0.6)",
+        init_image="Start from this image (img2img): PNG, JPEG or WebP",
+        preset="One of your presets (made with /prefer save)",
+        strength="img2img: how much to change the image, 0-1 (default 0.6)",
     )
     async def draw(
         self,
@@ -73,8 +74,8 @@ class Generate(EngineCogMixin, commands.Cog):
         await self.bot.actions.draw(interaction, opts, init_image=init_image, preset=preset)
 
     @app_commands.command(name="upscale", description="Upscale an image with the WebUI's upscalers")
-    @app_commands.describe(image="The image to upscale (its parameters are kept)", scale="Factor, 1-4 (default 2)",
-                           upscaler="Upscaler to use (default: the WebUI's best general one)")
+    @app_commands.describe(image="The image to upscale: PNG, JPEG or WebP (its parameters are kept)",
+                           scale="Factor, 1-4 (default 2)", upscaler="Upscaler to use (default: the WebUI's best one)")
     async def upscale(self, interaction: discord.Interaction[SDBot], image: discord.Attachment,
                       scale: app_commands.Range[float, 1.0, 4.0] = 2.0, upscaler: str | None = None) -> None:
         await self.bot.actions.upscale(interaction, image, scale, upscaler)
@@ -86,7 +87,7 @@ class Generate(EngineCogMixin, commands.Cog):
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:
         view = self.engine.status(interaction.user.id, STATUS_JOBS)
-        await interaction.response.send_message(status_text(view), ephemeral=True)
+        await interaction.response.send_message(status_text(lang_of(interaction), view), ephemeral=True)
 
     @draw.autocomplete("model")
     async def _model_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202

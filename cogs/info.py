@@ -29,7 +29,7 @@ class Info(commands.Cog):
             self.bot.tree.remove_command(menu.name, type=menu.type)
 
     @app_commands.command(name="pnginfo", description="Show the generation parameters stored in an image")
-    @app_commands.describe(image="A PNG made by a Stable Diffusion WebUI (A1111, Forge, SD.Next)")
+    @app_commands.describe(image="A PNG (or JPEG/WebP) made by a Stable Diffusion WebUI: A1111, Forge, SD.Next")
     async def pnginfo(self, interaction: discord.Interaction[SDBot], image: discord.Attachment) -> None:
         await self.bot.actions.pnginfo(interaction, image)
 

@@ -12,8 +12,10 @@ from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
 from bot.core.payload import MAX_PROMPT_LENGTH
 from bot.core.policy import MAX_PRESETS, clean_prefs
 from bot.discord_app.bot import EngineCogMixin
-from bot.discord_app.render import escape
+from bot.discord_app.catalog import lang_of
+from bot.discord_app.render import escape, say
 from bot.errors import OptionError
+from bot.text import Opt, T
 
 if TYPE_CHECKING:
     from bot.discord_app.bot import SDBot
@@ -21,8 +23,15 @@ if TYPE_CHECKING:
 PRESET_NAME = app_commands.Range[str, 1, 32]
 
 
-def describe_values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {escape(str(v), 80)}" for k, v in values.items()) or "(nothing)"
+def describe_values(lang: str, values: dict[str, Any]) -> str:
+    return ", ".join(f"{say(lang, Opt(k))} {escape(str(v), 80)}" for k, v in values.items()) or \
+        say(lang, "prefer.nothing")
+
+
+OPTION_TEXT = dict(negative_prompt="What /draw keeps out of your images unless you say otherwise",
+                   width="Width in pixels, 64-2048", height="Height in pixels, 64-2048",
+                   sampler="Sampling method, such as DPM++ 2M", steps="Sampling steps, 1-150",
+                   model="Checkpoint to use")
 
 
 class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
@@ -37,16 +46,17 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
 
     @app_commands.command(name="show", description="Show your defaults and presets")
     async def show(self, interaction: discord.Interaction[SDBot]) -> None:
+        lang = lang_of(interaction)
         prefs = await self.engine.prefs.user_prefs(interaction.user.id)
-        lines = [f"**Your defaults**: {describe_values(prefs.get('defaults', {}))}"]
+        lines = [say(lang, "prefer.defaults", values=describe_values(lang, prefs.get("defaults", {})))]
         for name, values in sorted(prefs.get("presets", {}).items()):
-            lines.append(f"**{escape(name, 32)}**: {describe_values(values)}")
+            lines.append(f"**{escape(name, 32)}**: {describe_values(lang, values)}")
         if len(lines) == 1:
-            lines.append("No presets yet: `/prefer save name:…` makes one; use it with `/draw preset:…`.")
+            lines.append(say(lang, "prefer.no_presets"))
         await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
 
     @app_commands.command(name="defaults", description="What /draw uses for you when an option isn't given")
-    @app_commands.describe(clear="Forget your defaults")
+    @app_commands.describe(clear="Forget your defaults", **OPTION_TEXT)
     async def defaults(
         self, interaction: discord.Interaction[SDBot],
         negative_prompt: app_commands.Range[str, None, MAX_PROMPT_LENGTH] | None = None,
@@ -61,9 +71,12 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
                  "steps": steps, "model": model}
         prefs["defaults"] = {} if clear else await self._checked({**prefs.get("defaults", {}), **clean_prefs(given)})
         await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
-        await interaction.followup.send(f"Your defaults: {describe_values(prefs['defaults'])}", ephemeral=True)
+        lang = lang_of(interaction)
+        await interaction.followup.send(say(lang, "prefer.defaults_saved", values=describe_values(lang, prefs["defaults"])),
+                                        ephemeral=True)
 
     @app_commands.command(name="save", description="Save a named preset for /draw preset:")
+    @app_commands.describe(name="The preset's name, 1-32 characters", **OPTION_TEXT)
     async def save(
         self, interaction: discord.Interaction[SDBot], name: PRESET_NAME,
         negative_prompt: app_commands.Range[str, None, MAX_PROMPT_LENGTH] | None = None,
@@ -74,30 +87,31 @@ class Preferences(EngineCogMixin, commands.GroupCog, group_name="prefer",
         values = clean_prefs({"negative_prompt": negative_prompt, "width": width, "height": height,
                               "sampler": sampler, "steps": steps, "model": model})
         if not values:
-            raise OptionError(["A preset needs at least one option (negative_prompt, width, height, sampler, "
-                               "steps or model)."])
+            raise OptionError([T("problem.empty_preset")])
         prefs = dict(await self.engine.prefs.user_prefs(interaction.user.id))
         presets = dict(prefs.get("presets", {}))
         name = name.strip()
         if name not in presets and len(presets) >= MAX_PRESETS:
-            raise OptionError([f"You have {MAX_PRESETS} presets, the most one person may keep; "
-                               "`/prefer delete` one first."])
+            raise OptionError([T("problem.too_many_presets", count=MAX_PRESETS)])
         await interaction.response.defer(ephemeral=True, thinking=True)
         presets[name] = await self._checked(values)
         prefs["presets"] = presets
         await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
-        await interaction.followup.send(f"Preset **{escape(name, 32)}** saved: {describe_values(presets[name])}. "
-                                        f"Use it with `/draw preset:{name}`.", ephemeral=True)
+        lang = lang_of(interaction)
+        await interaction.followup.send(say(lang, "prefer.saved", name=escape(name, 32),
+                                            values=describe_values(lang, presets[name])), ephemeral=True)
 
     @app_commands.command(name="delete", description="Delete one of your presets")
+    @app_commands.describe(name="The preset to delete")
     async def delete(self, interaction: discord.Interaction[SDBot], name: PRESET_NAME) -> None:
         prefs = dict(await self.engine.prefs.user_prefs(interaction.user.id))
         presets = dict(prefs.get("presets", {}))
         if presets.pop(name, None) is None:
-            raise OptionError([f"`name`: you have no preset called {name[:32]!r}."])
+            raise OptionError([T("problem.no_preset", option=Opt("name"), name=name[:32])])
         prefs["presets"] = presets
         await self.engine.prefs.set_user_prefs(interaction.user.id, prefs)
-        await interaction.response.send_message(f"Preset **{escape(name, 32)}** deleted.", ephemeral=True)
+        await interaction.response.send_message(say(lang_of(interaction), "prefer.deleted", name=escape(name, 32)),
+                                                ephemeral=True)
 
     @delete.autocomplete("name")
     async def _preset_ac(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = {"bot", "bot.config", "bot.errors"}
+SHARED = {"bot", "bot.config", "bot.errors", "bot.text"}
 # layer -> the bot packages it may import from (besides itself and SHARED)
 ALLOWED = {
     "bot.images": set(),
@@ -96,7 +96,7 @@ def test_the_layers_are_folders() -> None:
     for folder in ("core", "webui", "images", "discord_app", "demo"):
         assert (ROOT / "bot" / folder / "__init__.py").is_file(), folder
     assert sorted(p.name for p in (ROOT / "bot").glob("*.py")) == [
-        "__init__.py", "__main__.py", "config.py", "doctor.py", "errors.py"]
+        "__init__.py", "__main__.py", "config.py", "doctor.py", "errors.py", "text.py"]
 
 
 def test_only_the_discord_side_and_cogs_import_discord() -> None:

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bot.errors import JobFailed, JobInterrupted
+from bot.text import T, Text, text_from_json
 
 from .files import DataFiles
 from .generate import Outcome
-from .jobs import Job, JobState, Origin, request_from_record
+from .jobs import Job, JobState, Origin, notes_to_json, request_from_record
 from .store import JobRecord, JobStore, StoreWriter
 
 __all__ = ["MAX_ATTEMPTS", "JobBook"]
@@ -31,6 +34,22 @@ __all__ = ["MAX_ATTEMPTS", "JobBook"]
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job interrupted by a restart runs once more; interrupted again, it fails clearly
+
+
+def stored_reason(reason: Text | str) -> str:
+    """A failure's reason as the store keeps it: a message (JSON), rendered in the reader's language later."""
+    return orjson.dumps(reason.to_json()).decode() if isinstance(reason, Text) else str(reason)
+
+
+def reason_from_store(value: str | None) -> Text | str:
+    if not value:
+        return T("failure.internal")
+    if value.startswith("{"):
+        try:
+            return text_from_json(orjson.loads(value))
+        except orjson.JSONDecodeError:
+            pass
+    return value  # written by an older version: English text
 
 
 class JobBook:
@@ -55,7 +74,7 @@ class JobBook:
             id=job.id, kind=request.kind, user_id=job.user_id, payload=request.record(), status="queued",
             created_at=time.time(), guild_id=job.origin.guild_id, channel_id=job.origin.channel_id,
             parent_id=job.origin.parent_id, origin=job.origin.to_dict(),
-            extra={"notes": list(request.notes), "spoiler": request.spoiler}, round=job.round, seq=job.seq,
+            extra={"notes": notes_to_json(request.notes), "spoiler": request.spoiler}, round=job.round, seq=job.seq,
             message_id=job.message_id,
         )
         return await self.writer.add(record)
@@ -71,7 +90,7 @@ class JobBook:
                 changes["seeds"] = job.result.seeds
                 changes["infotexts"] = [img.infotext or "" for img in job.result.images]
             if job.error is not None:
-                changes["error"] = getattr(job.error, "message", None) or repr(job.error)
+                changes["error"] = stored_reason(getattr(job.error, "message", None) or T("failure.internal"))
         self.writer.update(job.id, **changes)
 
     async def save_outcome(self, job: Job, outcome: Outcome) -> Outcome:
@@ -145,7 +164,7 @@ class JobBook:
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("Job %s can't be restored (%r); marking it failed", record.id, exc)
                 await self.writer.update(record.id, status="failed", finished_at=time.time(),
-                                         error="The job's record was damaged.", delivered_at=time.time(),
+                                         error=stored_reason(T("failure.damaged")), delivered_at=time.time(),
                                          delivery_error=f"unrestorable: {exc!r}"[:500])
                 continue
             if record.status == "running" and record.backend:
@@ -177,16 +196,14 @@ class JobBook:
                   backend=None if status in ("queued", "running") else record.backend)
         if status == "running":
             if record.attempts >= MAX_ATTEMPTS:
-                error = JobInterrupted(
-                    f"The bot restarted {record.attempts} times while this job ran, so it was stopped "
-                    "(it may be too heavy for the WebUI).")
+                error = JobInterrupted(T("failure.restarted_too_often", count=record.attempts))
                 job.finish(JobState.FAILED, self.clock(), error=error)
-                self.writer.update(job.id, status="failed", finished_at=time.time(), error=error.message)
+                self.writer.update(job.id, status="failed", finished_at=time.time(), error=stored_reason(error.message))
             else:
                 job.resumed = job.front = True
                 self.writer.update(job.id, status="queued", backend=None)
         elif status in ("failed", "cancelled"):
-            error = JobFailed(record.error or "The job failed.") if status == "failed" else None
+            error = JobFailed(reason_from_store(record.error)) if status == "failed" else None
             job.finish(JobState(status), self.clock(), error=error)
         elif status not in ("queued", "done"):  # "done" is settled by `restore`: are its images there?
             raise ValueError(f"unknown status {status!r}")

@@ -24,12 +24,13 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.errors import StorageError
+from bot.text import T
 from bot.webui.client import WebUIClient
 
 from .book import JobBook
 from .catalogue import CatalogueCache
 from .files import DataFiles
-from .generate import Generator, Outcome
+from .generate import Generator, Outcome, without_metadata
 from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
 from .payload import BuiltPayload
 from .policy import Preferences
@@ -153,21 +154,25 @@ class Engine:
             self.scheduler.discard(job)
             self.scheduler.limiter.refund(job.user_id)
             log.error("Job for user %s could not be stored: %r", origin.user_id, problem)
-            raise StorageError("sdcord could not save your job (its database failed), so it was not queued. "
-                               "Please try again.", detail=repr(problem))
+            raise StorageError(T("failure.storage"), detail=repr(problem))
         self.scheduler.enqueue(job)
         return job
 
     async def _stored_request(self, request: BuiltPayload | UpscaleInput) -> DrawRequest | UpscaleRequest:
-        """The request as it is kept: input images go to the data dir by content."""
+        """The request as it is kept: input images go to the data dir by content, without their metadata
+        (what the WebUI will get; an upscale's infotext was read from the original bytes before)."""
         if isinstance(request, UpscaleInput):
-            digest = await asyncio.to_thread(self.files.save_input, request.image)
+            digest = await asyncio.to_thread(self._keep_input, request.image)
             return UpscaleRequest(digest, request.infotext, request.scale, request.upscaler,
                                   request.source_job, request.index)
         digest = None
         if request.init_image is not None:
-            digest = await asyncio.to_thread(self.files.save_input, request.init_image)
+            digest = await asyncio.to_thread(self._keep_input, request.init_image)
         return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest)
+
+    def _keep_input(self, data: bytes) -> str:
+        """In a worker thread: strip the input image's metadata and keep it by content."""
+        return self.files.save_input(without_metadata(data))
 
     async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
         request, limit = job.request, job.origin.filesize_limit
@@ -190,7 +195,8 @@ class Engine:
     def queue_length(self) -> int:
         return len(self.scheduler.queue)
 
-    def estimate_start(self, job: Job) -> float:
+    def estimate_start(self, job: Job) -> float | None:
+        """Seconds until a queued job starts, from measured job durations; None while not known."""
         return self.scheduler.estimate_start(job)
 
     def status(self, user_id: int, limit: int) -> StatusView:

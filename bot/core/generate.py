@@ -20,14 +20,15 @@ from typing import Any
 from bot.errors import JobInterrupted
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
+from bot.text import T, Text, text_from_json
 from bot.webui.client import GenerationResult, WebUIClient
 
 from .files import DataFiles
-from .jobs import DrawRequest, UpscaleRequest
+from .jobs import DrawRequest, UpscaleRequest, notes_from_json, notes_to_json
 
 __all__ = [
     "MAX_INPUT_PIXELS", "REQUEST_SIZE_LIMIT", "SWITCH_INTERVAL", "Generator", "Outcome", "OutputImage",
-    "favour_event_loop_latency", "parameters_or_none", "prepare_uploads",
+    "favour_event_loop_latency", "parameters_or_none", "prepare_uploads", "without_metadata",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class OutputImage:
     data: bytes = field(repr=False)
     infotext: str | None
     seed: int | None
-    note: str | None = None  # set when the image had to be re-encoded to fit the upload limit
+    note: Text | None = None  # set when the image had to be re-encoded to fit the upload limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,9 @@ class Outcome:
     scheduler: str | None
     model: str | None
     elapsed: float
-    notes: list[str] = field(default_factory=list)
+    notes: list[Text] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
+    size: tuple[int, int] | None = None  # of the first image, as posted
 
     def without_data(self) -> Outcome:
         """The same outcome with its image bytes dropped (they are kept in the data dir)."""
@@ -77,22 +79,40 @@ class Outcome:
     def record(self) -> dict[str, Any]:
         """What the job store keeps (the images themselves go to the data dir until delivered)."""
         return {
-            "images": [{"filename": i.filename, "infotext": i.infotext, "seed": i.seed, "note": i.note}
-                       for i in self.images],
+            "images": [{"filename": i.filename, "infotext": i.infotext, "seed": i.seed,
+                        "note": i.note.to_json() if i.note else None} for i in self.images],
             "prompt": self.prompt, "seeds": self.seeds, "steps": self.steps, "sampler": self.sampler,
-            "scheduler": self.scheduler, "model": self.model, "elapsed": self.elapsed, "notes": self.notes,
+            "scheduler": self.scheduler, "model": self.model, "elapsed": self.elapsed,
+            "notes": notes_to_json(self.notes), "size": list(self.size) if self.size else None,
         }
 
     @classmethod
     def from_record(cls, data: dict[str, Any], images: list[bytes]) -> Outcome:
         entries = data.get("images") or []
         return cls(
-            images=[OutputImage(e["filename"], b, e.get("infotext"), e.get("seed"), e.get("note"))
+            images=[OutputImage(e["filename"], b, e.get("infotext"), e.get("seed"),
+                                text_from_json(e["note"]) if e.get("note") else None)
                     for e, b in zip(entries, images, strict=True)],
             prompt=str(data.get("prompt", "")), seeds=list(data.get("seeds") or []), steps=data.get("steps"),
             sampler=data.get("sampler"), scheduler=data.get("scheduler"), model=data.get("model"),
-            elapsed=float(data.get("elapsed") or 0.0), notes=list(data.get("notes") or []),
+            elapsed=float(data.get("elapsed") or 0.0), notes=notes_from_json(data.get("notes")),
+            size=tuple(data["size"]) if data.get("size") else None,  # type: ignore[arg-type]
         )
+
+
+async def _size_of(images: list[OutputImage]) -> tuple[int, int] | None:
+    """The first image's width and height, from its header (in a thread)."""
+    if not images:
+        return None
+
+    def read() -> tuple[int, int] | None:
+        try:
+            _, width, height = png.check_upload(images[0].data, max_pixels=1 << 40)
+        except png.ImageDataError:
+            return None
+        return width, height
+
+    return await asyncio.to_thread(read)
 
 
 def parameters_or_none(data: bytes) -> str | None:
@@ -101,6 +121,18 @@ def parameters_or_none(data: bytes) -> str | None:
         return png.read_parameters(data)
     except png.ImageDataError:
         return None
+
+
+def without_metadata(data: bytes) -> bytes:
+    """An input image (img2img, upscale) as the WebUI gets it and the data dir keeps it: without the
+    metadata that doesn't change its pixels (an 8 MB text chunk would otherwise travel as base64 in
+    the request body). Byte-level, no re-encoding; read its infotext from the original bytes first.
+    Sync: run it in a thread. Damaged structure: the bytes as they are (the WebUI decides)."""
+    try:
+        return png.strip_metadata(data)
+    except png.ImageDataError as exc:
+        log.warning("Could not strip the metadata of an input image (%d bytes): %s", len(data), exc)
+        return data
 
 
 def _params_of(infotext: str | None) -> dict[str, Any]:
@@ -117,7 +149,7 @@ class Generator:
     async def _input(self, digest: str) -> bytes:
         data = await asyncio.to_thread(self.files.load_input, digest)
         if data is None:
-            raise JobInterrupted("The input image of this job is no longer stored, so it can't run.")
+            raise JobInterrupted(T("failure.input_gone"))
         return data
 
     async def generate(self, request: DrawRequest, client: WebUIClient, *, filesize_limit: int,
@@ -150,6 +182,7 @@ class Generator:
             elapsed=time.monotonic() - started,
             notes=list(request.notes) + [img.note for img in images if img.note],
             info=info,
+            size=await _size_of(images),
         )
 
     async def upscale(self, request: UpscaleRequest, client: WebUIClient, *, filesize_limit: int) -> Outcome:
@@ -163,14 +196,9 @@ class Generator:
         params = await asyncio.to_thread(_params_of, request.infotext)
         seed = int(params["Seed"]) if str(params.get("Seed", "")).isdigit() else None
         images = await self._uploads([(result.image, request.infotext, seed)], filesize_limit)
-        size = ""
-        if images and png.image_format(images[0].data) == "png":
-            w, h = png.png_dimensions(images[0].data)
-            size = f" · {w}×{h}"
-        return Outcome(images=images, prompt=f"Upscaled {request.scale:g}× with {request.upscaler}{size}",
-                       seeds=[seed] if seed is not None else [], steps=None, sampler=None, scheduler=None,
-                       model=params.get("Model"), elapsed=time.monotonic() - started,
-                       notes=[i.note for i in images if i.note])
+        return Outcome(images=images, prompt="", seeds=[seed] if seed is not None else [], steps=None,
+                       sampler=None, scheduler=None, model=params.get("Model"), elapsed=time.monotonic() - started,
+                       notes=[i.note for i in images if i.note], size=await _size_of(images))
 
     async def _finish_images(self, result: GenerationResult, request: DrawRequest,
                              filesize_limit: int) -> list[OutputImage]:
@@ -216,6 +244,6 @@ def prepare_uploads(
             data = png.ensure_parameters(data, infotext)
         fitted = png.fit_to_limit(data, limit, infotext)
         name = f"{first_number + n:05d}-{seed if seed is not None else 0}.{fitted.extension}"
-        note = f"{name} {fitted.note}" if fitted.note else None
+        note = T("note.image", name=name, note=fitted.note) if fitted.note else None
         out.append(OutputImage(name, fitted.data, infotext, seed, note))
     return out

@@ -10,6 +10,8 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from bot.text import Text, text_from_json
+
 __all__ = [
     "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
     "Origin", "PayloadFacts", "Request", "Ticket", "UpscaleRequest", "request_from_record",
@@ -52,6 +54,8 @@ class Origin:
     parent_id: str | None = None  # the job this one reruns
     filesize_limit: int = DEFAULT_UPLOAD_LIMIT
     credit: bool = False  # say who the job is for (started by a button, a menu or a reaction)
+    locale: str = "en"  # the language to answer in (the user's, else the server's)
+    interaction_only: bool = False  # the bot can't post here (a user install): answer only through the interaction
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,12 +64,21 @@ class Origin:
     def from_dict(cls, data: dict[str, Any]) -> Origin:
         interaction = data.get("interaction")
         ref = InteractionRef(**interaction) if isinstance(interaction, dict) and interaction.get("token") else None
-        known = {"user_id", "channel_id", "guild_id", "reply_to", "parent_id", "filesize_limit", "credit"}
+        known = {"user_id", "channel_id", "guild_id", "reply_to", "parent_id", "filesize_limit", "credit", "locale",
+                 "interaction_only"}
         return cls(**{k: v for k, v in data.items() if k in known}, interaction=ref)
 
     def without_token(self) -> Origin:
         """The same origin once its token is of no more use (it is not kept longer than needed)."""
         return self if self.interaction is None else replace(self, interaction=None)
+
+
+def notes_to_json(notes: Any) -> list[Any]:
+    return [n.to_json() if isinstance(n, Text) else str(n) for n in notes or ()]
+
+
+def notes_from_json(data: Any) -> list[Text | str]:
+    return [text_from_json(n) for n in data or ()]
 
 
 class PayloadFacts:
@@ -92,7 +105,7 @@ class DrawRequest(PayloadFacts):
     dir and read when the job runs)."""
 
     payload: dict[str, Any]
-    notes: tuple[str, ...] = ()
+    notes: tuple[Text | str, ...] = ()
     spoiler: bool = False
     init_image: str | None = None  # sha256 of the img2img input
 
@@ -139,7 +152,7 @@ def request_from_record(kind: str, payload: dict[str, Any], extra: dict[str, Any
         return UpscaleRequest(**{k: v for k, v in payload.items() if k in known})
     body = dict(payload)
     digest = body.pop("init_image", None)
-    return DrawRequest(body, notes=tuple(extra.get("notes") or ()), spoiler=bool(extra.get("spoiler")),
+    return DrawRequest(body, notes=tuple(notes_from_json(extra.get("notes"))), spoiler=bool(extra.get("spoiler")),
                        init_image=digest if isinstance(digest, str) else None)
 
 

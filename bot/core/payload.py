@@ -7,18 +7,34 @@ No Discord imports here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
 from bot.errors import OptionError
+from bot.images.infotext import create_infotext
 from bot.images.params import draw_fields
+from bot.text import Opt, T, Text
 
 from .catalogue import Catalogue
 from .jobs import PayloadFacts
 
-__all__ = ["DrawOptions", "OptionError", "BuiltPayload", "build_request", "options_from_payload", "fit_size",
-           "MAX_PROMPT_LENGTH", "MAX_SEED", "options_from_infotext"]
+__all__ = [
+    "MAX_PROMPT_LENGTH",
+    "MAX_SEED",
+    "PROMPT_LORA",
+    "BuiltPayload",
+    "DrawOptions",
+    "OptionError",
+    "build_request",
+    "check_prompt_loras",
+    "fit_size",
+    "options_from_infotext",
+    "options_from_payload",
+    "out_of_range",
+    "payload_infotext",
+]
 
 MAX_PROMPT_LENGTH = 1500
 MAX_SEED = 4294967295
@@ -59,7 +75,7 @@ class DrawOptions:
 @dataclass(frozen=True, slots=True)
 class BuiltPayload(PayloadFacts):
     payload: dict[str, Any]
-    notes: list[str] = field(default_factory=list)  # adjustments the user should be told about
+    notes: list[Text] = field(default_factory=list)  # adjustments the user should be told about
     names_checked: bool = False  # model/sampler/scheduler were checked against the WebUI's catalogue
     options: DrawOptions | None = field(default=None, repr=False)  # the resolved options it was built from
     settings: Settings | None = field(default=None, repr=False)  # the (server-adjusted) settings used
@@ -82,29 +98,38 @@ def _round8(value: int) -> int:
     return max(ABS_MIN_SIDE, min(ABS_MAX_SIDE, (value + 4) // 8 * 8))  # nearest; halves round up
 
 
-def _side(name: str, value: int | None, default: int, problems: list[str], notes: list[str]) -> int:
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def out_of_range(name: str, value: float, low: float, high: float) -> Text:
+    """The one message for a number outside its range."""
+    return T("problem.range", option=Opt(name), low=_num(low), high=_num(high), value=_num(value))
+
+
+def _side(name: str, value: int | None, default: int, problems: list[Text], notes: list[Text]) -> int:
     if value is None:
         return default
     if not ABS_MIN_SIDE <= value <= ABS_MAX_SIDE:
-        problems.append(f"`{name}` must be between {ABS_MIN_SIDE} and {ABS_MAX_SIDE} (got {value}).")
+        problems.append(out_of_range(name, value, ABS_MIN_SIDE, ABS_MAX_SIDE))
         return default
     rounded = _round8(value)
     if rounded != value:
-        notes.append(f"{name} {value} rounded to {rounded} (multiples of 8)")
+        notes.append(T("note.rounded", option=Opt(name), value=value, rounded=rounded))
     return rounded
 
 
-def _text(name: str, value: str | None, problems: list[str], *, required: bool = False) -> str:
+def _text(name: str, value: str | None, problems: list[Text], *, required: bool = False) -> str:
     text = (value or "").strip()
     if required and not text:
-        problems.append(f"`{name}` can't be empty.")
+        problems.append(T("problem.empty", option=Opt(name)))
     if len(text) > MAX_PROMPT_LENGTH:
-        problems.append(f"`{name}` is too long: at most {MAX_PROMPT_LENGTH} characters (got {len(text)}).")
+        problems.append(T("problem.too_long", option=Opt(name), limit=MAX_PROMPT_LENGTH, length=len(text)))
     return text
 
 
 def _name(
-    kind: str, value: str | None, default: str | None, catalogue: Catalogue | None, problems: list[str]
+    kind: str, value: str | None, default: str | None, catalogue: Catalogue | None, problems: list[Text]
 ) -> str | None:
     """Resolve a model/sampler/scheduler name against the WebUI's own list when we have it."""
     text = (value or "").strip() or None
@@ -118,8 +143,31 @@ def _name(
     if resolved is None:
         if value is None:  # a configured default the WebUI doesn't know: let the WebUI decide
             return text
-        problems.append(f"`{kind}`: the WebUI has no {kind} called {text[:80]!r}; pick one from the list.")
+        problems.append(T("problem.unknown_name", option=Opt(kind), name=text[:80]))
     return resolved
+
+
+PROMPT_LORA = re.compile(r"<(?:lora|lyco):([^:>]*)((?::[^:>]*)*)>", re.IGNORECASE)
+
+
+def check_prompt_loras(name: str, text: str, catalogue: Catalogue | None, problems: list[Text]) -> None:
+    """`<lora:name:weight>` typed in a prompt is held to the `lora` option's rules: a LoRA the WebUI has
+    (when its list is known) and weights (text encoder, and UNet if given) within -1..2."""
+    known = catalogue.resolver("lora") if catalogue is not None and catalogue.has("lora") else None
+    for match in PROMPT_LORA.finditer(text):
+        lora = match[1].strip()
+        if not lora or (known is not None and known(lora) is None):
+            problems.append(T("problem.prompt_lora", option=Opt(name), name=lora[:80]))
+            continue
+        for part in match[2].split(":")[1:3]:
+            try:
+                weight = float(part)
+            except ValueError:
+                weight = float("nan")
+            if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+                problems.append(T("problem.prompt_lora_weight", option=Opt(name), name=lora[:80],
+                                  low=_num(MIN_LORA_WEIGHT), high=_num(MAX_LORA_WEIGHT), value=part.strip()[:20]))
+                break
 
 
 def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | None = None) -> BuiltPayload:
@@ -130,8 +178,8 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     With a catalogue, model/sampler/scheduler names are checked and normalised to what the WebUI
     expects (A1111 1.10 silently replaces unknown samplers, so the WebUI won't tell us).
     """
-    problems: list[str] = []
-    notes: list[str] = []
+    problems: list[Text] = []
+    notes: list[Text] = []
 
     prompt = _text("prompt", opts.prompt, problems, required=True)
     negative = _text("negative_prompt", opts.negative_prompt, problems)
@@ -140,63 +188,64 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
 
     steps = settings.default_steps if opts.steps is None else opts.steps
     if not 1 <= steps <= settings.max_steps:
-        problems.append(f"`steps` must be between 1 and {settings.max_steps} (got {steps}).")
+        problems.append(out_of_range("steps", steps, 1, settings.max_steps))
 
     cfg = settings.default_cfg_scale if opts.cfg_scale is None else float(opts.cfg_scale)
     if not MIN_CFG <= cfg <= MAX_CFG:
-        problems.append(f"`cfg_scale` must be between {MIN_CFG:g} and {MAX_CFG:g} (got {cfg:g}).")
+        problems.append(out_of_range("cfg_scale", cfg, MIN_CFG, MAX_CFG))
 
     seed = -1 if opts.seed is None else opts.seed
     if not -1 <= seed <= MAX_SEED:
-        problems.append(f"`seed` must be between -1 (random) and {MAX_SEED} (got {seed}).")
+        problems.append(T("problem.seed", option=Opt("seed"), high=MAX_SEED, value=seed))
 
     batch = 1 if opts.batch is None else opts.batch
     if not 1 <= batch <= settings.max_batch:
-        problems.append(f"`batch` must be between 1 and {settings.max_batch} (got {batch}).")
+        problems.append(out_of_range("batch", batch, 1, settings.max_batch))
 
     default_w, default_h = settings.default_width, settings.default_height
     if opts.init_size is not None:
         default_w, default_h = fit_size(*opts.init_size, settings.max_pixels)
+        if (default_w, default_h) != tuple(opts.init_size) and opts.width is None and opts.height is None:
+            notes.append(T("note.fitted", w=opts.init_size[0], h=opts.init_size[1], fw=default_w, fh=default_h))
     width = _side("width", opts.width, default_w, problems, notes)
     height = _side("height", opts.height, default_h, problems, notes)
     if width * height > settings.max_pixels:
-        problems.append(
-            f"`width` x `height` is {width}x{height} = {width * height:,} pixels; "
-            f"the limit is {settings.max_pixels:,} pixels per image."
-        )
+        problems.append(T("problem.pixels", width=Opt("width"), height=Opt("height"), w=width, h=height,
+                          pixels=width * height, limit=settings.max_pixels))
 
     variation = opts.variation_strength
     if variation is not None and not 0 <= variation <= 1:
-        problems.append(f"`variation_strength` must be between 0 and 1 (got {variation:g}).")
+        problems.append(out_of_range("variation_strength", variation, 0, 1))
 
     strength = DEFAULT_STRENGTH if opts.strength is None else float(opts.strength)
     if not 0 <= strength <= 1:
-        problems.append(f"`strength` must be between 0 and 1 (got {strength:g}).")
+        problems.append(out_of_range("strength", strength, 0, 1))
     if opts.strength is not None and opts.init_image is None:
-        problems.append("`strength` needs an `init_image`.")
+        problems.append(T("problem.needs", option=Opt("strength"), other=Opt("init_image")))
 
     hires = opts.hires
     if hires is not None and opts.init_image is not None and hires > 1:
-        problems.append("`hires` works only without `init_image` (img2img has no hires pass).")
+        problems.append(T("problem.hires_img2img", option=Opt("hires"), other=Opt("init_image")))
         hires = None
     if hires is not None and not 1 <= hires <= MAX_HIRES:
-        problems.append(f"`hires` must be between 1 and {MAX_HIRES:g} (got {hires:g}).")
+        problems.append(out_of_range("hires", hires, 1, MAX_HIRES))
         hires = None
     if hires and hires > 1:
         final_w, final_h = int(width * hires), int(height * hires)
         if final_w * final_h > settings.max_pixels and width * height <= settings.max_pixels:
-            problems.append(
-                f"`hires` {hires:g}x of {width}x{height} makes {final_w}x{final_h} = {final_w * final_h:,} pixels; "
-                f"the limit is {settings.max_pixels:,} pixels per image.")
+            problems.append(T("problem.hires_pixels", option=Opt("hires"), factor=_num(hires), w=width, h=height,
+                              fw=final_w, fh=final_h, pixels=final_w * final_h, limit=settings.max_pixels))
 
     style = _name("style", opts.style, None, catalogue, problems)
     lora = _name("lora", opts.lora, None, catalogue, problems)
     weight = 1.0 if opts.lora_weight is None else float(opts.lora_weight)
     if not MIN_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
-        problems.append(f"`lora_weight` must be between {MIN_LORA_WEIGHT:g} and {MAX_LORA_WEIGHT:g} (got {weight:g}).")
+        problems.append(out_of_range("lora_weight", weight, MIN_LORA_WEIGHT, MAX_LORA_WEIGHT))
     if opts.lora_weight is not None and lora is None:
-        problems.append("`lora_weight` needs a `lora`.")
+        problems.append(T("problem.needs", option=Opt("lora_weight"), other=Opt("lora")))
 
+    check_prompt_loras("prompt", prompt, catalogue, problems)
+    check_prompt_loras("negative_prompt", negative, catalogue, problems)
     model = _name("model", opts.model, settings.default_model, catalogue, problems)
     sampler = _name("sampler", opts.sampler, settings.default_sampler, catalogue, problems)
     scheduler = _name("scheduler", opts.scheduler, settings.default_scheduler, catalogue, problems)
@@ -275,3 +324,19 @@ def options_from_infotext(infotext: str, *, new_seed: bool = False) -> DrawOptio
     """A /draw request that reruns the image described by `infotext` (see `params.draw_fields`).
     Raises ValueError when the text has no generation parameters."""
     return DrawOptions(**draw_fields(infotext, new_seed=new_seed))
+
+
+def payload_infotext(payload: dict[str, Any]) -> str:
+    """A stored request as WebUI infotext (what Edit shows for a job that has no image, e.g. a failed one)."""
+    overrides = payload.get("override_settings") or {}
+    params = {
+        "Steps": payload.get("steps"), "Sampler": payload.get("sampler_name"),
+        "Schedule type": payload.get("scheduler"), "CFG scale": payload.get("cfg_scale"),
+        "Seed": payload.get("seed"),
+        "Size": f"{payload.get('width')}x{payload.get('height')}" if payload.get("width") else None,
+        "Model": overrides.get("sd_model_checkpoint"),
+        "Denoising strength": payload.get("denoising_strength") if payload.get("enable_hr") else None,
+        "Hires upscale": payload.get("hr_scale") if payload.get("enable_hr") else None,
+        "Variation seed strength": payload.get("subseed_strength") or None,
+    }
+    return create_infotext(str(payload.get("prompt", "")), str(payload.get("negative_prompt") or ""), params)

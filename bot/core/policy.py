@@ -13,21 +13,27 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import OptionError
+from bot.text import T
 
 from .payload import DrawOptions
 
-__all__ = ["ServerPolicy", "PREF_FIELDS", "SERVER_DEFAULT_FIELDS", "NSFW_MODES", "resolve_options",
-           "DEFAULT_SAFETY_NEGATIVE", "MAX_PRESETS", "Preferences", "clean_prefs"]
+__all__ = [
+    "DEFAULT_SAFETY_NEGATIVE",
+    "MAX_PRESETS",
+    "NSFW_MODES",
+    "PREF_FIELDS",
+    "SERVER_DEFAULT_FIELDS",
+    "Preferences",
+    "ServerPolicy",
+    "clean_prefs",
+    "resolve_options",
+]
 
 log = logging.getLogger(__name__)
 
 PREF_FIELDS = ("negative_prompt", "width", "height", "sampler", "steps", "model")  # /prefer
 SERVER_DEFAULT_FIELDS = ("model", "sampler", "scheduler", "steps", "width", "height")  # /settings defaults
-NSFW_MODES = {
-    "off": "no policy",
-    "safe": "outside NSFW channels: add the safety negative prompt and post images as spoilers",
-    "refuse": "outside NSFW channels: refuse to generate",
-}
+NSFW_MODES = ("off", "safe", "refuse")  # what they mean is told by the Discord side (nsfw.<mode>)
 DEFAULT_SAFETY_NEGATIVE = "nsfw, nude, naked, nipples, explicit, sexual, porn, gore"
 MAX_PRESETS = 25  # one autocomplete page
 
@@ -76,9 +82,9 @@ class ServerPolicy:
         """Raise OptionError when /draw isn't allowed in this channel."""
         if self.channels and channel_id not in self.channels:
             where = ", ".join(f"<#{c}>" for c in self.channels[:10])
-            raise OptionError([f"Image generation isn't allowed in this channel on this server; use {where}."])
+            raise OptionError([T("refuse.channel", channels=where)])
         if self.nsfw_mode == "refuse" and not channel_nsfw:
-            raise OptionError(["This server allows image generation only in channels marked NSFW."])
+            raise OptionError([T("refuse.nsfw_only")])
 
     def apply(self, opts: DrawOptions, settings: Settings, channel_nsfw: bool) -> DrawOptions:
         """The negative prompt prefix, and the NSFW policy outside NSFW channels."""

@@ -16,6 +16,7 @@ from typing import Any
 from bot.config import Settings
 from bot.errors import OptionError, WebUIError
 from bot.images import png
+from bot.text import Opt, T
 
 from .catalogue import Catalogue, CatalogueCache
 from .files import DataFiles
@@ -24,7 +25,7 @@ from .payload import BuiltPayload, DrawOptions, build_request, options_from_info
 from .policy import Preferences, ServerPolicy, resolve_options
 from .store import JobRecord
 
-__all__ = ["DRAW_FIELDS", "Place", "Preparer", "UpscaleInput"]
+__all__ = ["DRAW_FIELDS", "Limits", "Place", "Preparer", "UpscaleInput"]
 
 DRAW_FIELDS = ("negative_prompt", "model", "sampler", "scheduler", "steps", "width", "height")
 
@@ -37,6 +38,21 @@ class Place:
     guild_id: int | None
     channel_id: int | None
     channel_nsfw: bool = False
+    private: bool = False  # no server's settings apply: a DM, a group DM, a server the bot is not in
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What holds for one user in one place (for /help): the caps, the rate limit, the NSFW policy."""
+
+    max_steps: int
+    max_pixels: int
+    max_batch: int
+    rate: tuple[int, float]  # jobs per seconds
+    max_queued: int
+    nsfw_mode: str  # "off" | "safe" | "refuse"
+    private: bool  # no server's settings apply here (PRIVATE_CONTEXTS / PRIVATE_NSFW do)
+    refused: Any = None  # why no job can start here (a Text), or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +88,7 @@ class Preparer:
         if preset:
             preset_values = prefs.get("presets", {}).get(preset)
             if preset_values is None:
-                raise OptionError([f"`preset`: you have no preset called {preset[:50]!r}; `/prefer save` makes one."])
+                raise OptionError([T("problem.no_preset", option=Opt("preset"), name=preset[:50])])
         opts = resolve_options(opts, preset=preset_values, user=prefs.get("defaults"))
         settings = self.settings
         policy = await self.check_place(place)
@@ -81,16 +97,38 @@ class Preparer:
             opts = policy.apply(opts, settings, place.channel_nsfw)
         built = self.prepare(opts, settings)
         if preset:
-            built = dataclasses.replace(built, notes=[f"preset “{preset}”", *built.notes])
+            built = dataclasses.replace(built, notes=[T("note.preset", name=preset), *built.notes])
         return built
 
     async def check_place(self, place: Place) -> ServerPolicy | None:
         """Every job, whatever starts it: raise OptionError where the server doesn't allow images (its
-        channel list, its NSFW policy). Returns the server's policy, if it has one."""
+        channel list, its NSFW policy). Returns the server's policy, if it has one. Where no server's
+        settings apply (private), PRIVATE_CONTEXTS and PRIVATE_NSFW stand in for them."""
+        if place.private:
+            if not self.settings.private_contexts:
+                raise OptionError([T("refuse.private")])
+            if self.settings.private_nsfw == "refuse" and not place.channel_nsfw:
+                raise OptionError([T("refuse.private_nsfw")])
+            return ServerPolicy(nsfw_mode=self.settings.private_nsfw)
         policy = await self.prefs.server_policy(place.guild_id)
         if policy is not None:
             policy.check_channel(place.channel_id, place.channel_nsfw)
         return policy
+
+    async def limits_for(self, place: Place) -> Limits:
+        """The limits in force for `place` (for /help): the server's or the private ones, never above the bot's."""
+        refused = None
+        try:
+            policy = await self.check_place(place)
+        except OptionError as exc:
+            refused = exc.problems[0] if exc.problems else None
+            policy = None if not place.private else ServerPolicy(nsfw_mode=self.settings.private_nsfw)
+        if policy is None and not place.private:
+            policy = await self.prefs.server_policy(place.guild_id)
+        settings = policy.effective(self.settings) if policy is not None else self.settings
+        return Limits(settings.max_steps, settings.max_pixels, settings.max_batch, self.settings.rate_limit,
+                      self.settings.max_queued_per_user, policy.nsfw_mode if policy else "off", place.private,
+                      refused)
 
     async def finalize(self, built: BuiltPayload) -> BuiltPayload:
         """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
@@ -122,15 +160,15 @@ class Preparer:
         width, height = size
         out_w, out_h = int(width * scale), int(height * scale)
         if out_w * out_h > self.settings.max_upscale_pixels:
-            raise OptionError([f"`scale` {scale:g}x of {width}x{height} makes {out_w}x{out_h} = {out_w * out_h:,} "
-                               f"pixels; the limit is {self.settings.max_upscale_pixels:,}."])
+            raise OptionError([T("problem.upscale_pixels", option=Opt("scale"), factor=f"{scale:g}", w=width,
+                                 h=height, fw=out_w, fh=out_h, pixels=out_w * out_h,
+                                 limit=self.settings.max_upscale_pixels)])
         catalogue = await self.catalogue.get()
         name = catalogue.default_upscaler()
         if upscaler:
             found = catalogue.resolve_upscaler(upscaler) if catalogue.upscalers else upscaler
             if found is None:
-                raise OptionError([f"`upscaler`: the WebUI has no upscaler called {upscaler[:80]!r}; "
-                                   "pick one from the list."])
+                raise OptionError([T("problem.unknown_name", option=Opt("upscaler"), name=upscaler[:80])])
             name = found
         infotext = await asyncio.to_thread(parameters_or_none, data)
         return UpscaleInput(data, infotext, float(scale), name)
@@ -164,11 +202,11 @@ class Preparer:
                 if variation:
                     options = dataclasses.replace(options, variation_strength=variation)
                 return options, None
-        raise OptionError(["This message has no image with WebUI generation parameters to run again."])
+        raise OptionError([T("problem.nothing_to_rerun")])
 
     async def _with_input(self, options: DrawOptions, digest: str) -> DrawOptions:
         data = await asyncio.to_thread(self.files.load_input, digest)
         if data is None:
-            raise OptionError(["The input image of this img2img job is no longer stored, so it can't be rerun."])
+            raise OptionError([T("problem.input_gone")])
         _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
         return dataclasses.replace(options, init_image=data, init_size=(width, height))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import secrets
 import time
@@ -29,8 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import JobInterrupted, Refused, WebUIConnectionError, WebUIError, WebUITimeoutError
+from bot.text import T, Text, period
 from bot.webui.client import WebUIClient
 
+from .estimate import Estimator
 from .jobs import Job, JobProgress, JobState, Origin, Request, Ticket
 from .limits import RateLimiter
 from .queue import FairQueue
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[Job, WebUIClient], Awaitable[Any]]
 RETENTION = 300.0  # seconds a finished job stays in memory (Cancel then answers "already ended")
+ESTIMATE_AHEAD = 200  # jobs ahead simulated by estimate_start; the rest are extrapolated from them
+FALLBACK_WAIT = 20.0  # seconds "retry in" says while no job duration is known yet
 
 
 @dataclass(eq=False)
@@ -49,7 +55,7 @@ class _Backend:
     client: WebUIClient
     up: bool = True
     job: Job | None = None
-    last_error: str = ""
+    last_error: Text | str = ""
     draining: bool = False  # sent nothing until /progress shows it idle
     interrupt_first: bool = False  # a job of ours may still run there (restart): interrupt it first
     health_task: asyncio.Task[None] | None = None
@@ -60,7 +66,7 @@ class BackendStatus:
     name: str
     up: bool
     busy: bool
-    last_error: str
+    last_error: Text | str
     draining: bool = False
 
 
@@ -111,7 +117,7 @@ class Scheduler:
         self._workers: list[asyncio.Task[None]] = []
         self._supervisor: asyncio.Task[None] | None = None
         self._all_down_since: float | None = None
-        self._avg_duration = 20.0  # seconds; moving average of finished jobs, for estimates
+        self.durations = Estimator()  # learned from finished jobs, per backend and kind: for estimates
         self.accepting = True  # False once the bot shuts down
         self._taking = True
         self.listeners: list[Callable[[Job], None]] = []  # told of every state change (the job store)
@@ -166,15 +172,13 @@ class Scheduler:
     def admit(self, user_id: int) -> Ticket:
         """Reserve a slot for a job of `user_id`, or raise Refused. Costs the WebUI nothing."""
         if not self.accepting:
-            raise Refused("shutdown", 60.0, "sdcord is restarting and takes no new jobs right now.")
+            raise Refused("shutdown", 60.0, T("refuse.restarting"))
         if self._active_count(user_id) >= self.max_queued_per_user:
             wait = self._estimate_first_finish(user_id)
-            raise Refused("queue", wait, f"You already have {self.max_queued_per_user} jobs waiting or running "
-                                         f"(the most one person may have).")
+            raise Refused("queue", wait, T("refuse.queue", count=self.max_queued_per_user))
         wait = self.limiter.take(user_id)
         if wait > 0:
-            per = "minute" if self.limiter.per == 60 else _duration(self.limiter.per)
-            raise Refused("rate", wait, f"You've reached the limit of {self.limiter.rate} jobs per {per} per person.")
+            raise Refused("rate", wait, T("refuse.rate", count=self.limiter.rate, period=period(self.limiter.per)))
         self._tickets[user_id] = self._tickets.get(user_id, 0) + 1
         return Ticket(user_id)
 
@@ -398,7 +402,7 @@ class Scheduler:
                 self._finish(job, JobState.FAILED, error=exc)
         except asyncio.CancelledError:
             if not job.pausing:  # not a shutdown that keeps it for the next start
-                self._finish(job, JobState.FAILED, error=JobInterrupted("The bot stopped while the job ran."))
+                self._finish(job, JobState.FAILED, error=JobInterrupted(T("failure.stopped")))
             raise
         except Exception as exc:  # noqa: BLE001 - a job's bug must not kill the worker
             log.exception("Job %s failed unexpectedly on %s", job.id, backend.name)
@@ -408,7 +412,7 @@ class Scheduler:
                 self._finish(job, JobState.CANCELLED)  # partial result discarded
             else:
                 took = self.clock() - (job.started or self.clock())
-                self._avg_duration = 0.8 * self._avg_duration + 0.2 * took
+                self.durations.observe(backend.name, job.request, took)
                 self._finish(job, JobState.DONE, result=result)
         finally:
             poller.cancel()
@@ -479,34 +483,86 @@ class Scheduler:
             for job in expired:
                 self.queue.remove(job)
                 self._finish(job, JobState.FAILED, error=WebUIError(
-                    f"No WebUI has been reachable for {_duration(self.wait_limit)}, so the job was given up. "
-                    "Please try again later."))
+                    T("failure.all_down", period=period(self.wait_limit))))
 
     # ------------------------------------------------------------------ status and estimates
     def backend_status(self) -> list[BackendStatus]:
         return [BackendStatus(b.name, b.up, b.job is not None, b.last_error, b.draining) for b in self.backends]
 
-    def estimate_start(self, job: Job) -> float:
-        """Rough seconds until a queued job starts."""
-        position = self.position(job) or 0
-        up = max(1, sum(1 for b in self.backends if b.up))
-        return (position - 1) // up * self._avg_duration + self._avg_duration / 2
+    def estimate_start(self, job: Job) -> float | None:
+        """Seconds until a queued job starts, or None while that is not known (no job of a kind it waits
+        for has finished yet, no backend is up, or it is not waiting). The running jobs' remaining time,
+        then the jobs ahead, each on the backend that frees first (list scheduling over the backends that
+        are up). O(jobs ahead), capped at ESTIMATE_AHEAD simulated jobs; the rest are extrapolated."""
+        position = self.position(job)
+        if position is None:
+            return None
+        return self._start_after(position - 1)
+
+    def _start_after(self, ahead: int) -> float | None:
+        """Seconds until the first `ahead` waiting jobs have started and a backend is free after them."""
+        up = [b for b in self.backends if b.up]
+        if not up:
+            return None
+        now = self.clock()
+        free: list[tuple[float, int]] = []  # (seconds until the backend is free, index in `up`)
+        for i, backend in enumerate(up):
+            left = 0.0 if backend.job is None else self._remaining(backend.job, now)
+            if left is None:
+                return None
+            free.append((left, i))
+        heapq.heapify(free)
+        first = free[0][0]
+        simulated = min(ahead, ESTIMATE_AHEAD)
+        order, waiting = self.queue._order, self.queue._waiting  # the first jobs in line, in O(simulated)
+        for *_, job_id in itertools.islice(order, simulated):
+            at, i = free[0]
+            took = self.durations.predict_anywhere(up[i].name, waiting[job_id].request)
+            if took is None:
+                return None
+            heapq.heapreplace(free, (at + took, i))
+        start = free[0][0]
+        if ahead > simulated:  # the pool goes on at the pace of the simulated jobs
+            start += (ahead - simulated) * (start - first) / simulated
+        return max(0.0, start)
+
+    def _remaining(self, job: Job, now: float) -> float | None:
+        """Seconds a running job still needs, or None while its duration is not known. Its progress
+        fraction f, when the WebUI reports one, is trusted the more the further it got: the model's
+        total x (1 - f), blended (weight f²) with what the job's own pace so far says."""
+        total = self.durations.predict_anywhere(job.backend, job.request)
+        if total is None:
+            return None
+        elapsed = max(0.0, now - (job.started if job.started is not None else now))
+        p = job.progress
+        if p is not None and p.fraction > 0:
+            f = min(1.0, p.fraction)
+            paced = elapsed * (1 - f) / f
+            return (1 - f * f) * total * (1 - f) + f * f * paced
+        return max(total - elapsed, 0.25 * total)  # not sampling yet (or loading): most of it is ahead
 
     def _estimate_first_finish(self, user_id: int) -> float:
-        best = self._avg_duration
-        for job, _ in self.user_jobs(user_id):
+        """Seconds until one of the user's jobs ends (for "retry in" when they are at the cap)."""
+        best: float | None = None
+        now = self.clock()
+        first_queued = True
+        for job, position in self.user_jobs(user_id):
+            left: float | None
             if job.state is JobState.RUNNING:
+                left = self._remaining(job, now)
                 p = job.progress
-                left = p.eta if p and p.eta else self._avg_duration * (1 - (p.fraction if p else 0))
+                if left is None and p is not None:  # no model yet: what the WebUI says of its pace
+                    if p.eta:
+                        left = p.eta
+                    elif p.fraction >= 0.05 and job.started is not None:
+                        left = (now - job.started) * (1 - p.fraction) / p.fraction
+            elif first_queued and position is not None:  # later ones start (and mostly end) after it
+                first_queued = False
+                start = self._start_after(position - 1)
+                took = self.durations.predict_anywhere(None, job.request)
+                left = None if start is None or took is None else start + took
             else:
-                left = self.estimate_start(job) + self._avg_duration
-            best = min(best, left)
-        return max(1.0, best)
-
-
-def _duration(seconds: float) -> str:
-    if seconds % 3600 == 0 and seconds >= 3600:
-        return f"{seconds / 3600:g} hour{'s' if seconds != 3600 else ''}"
-    if seconds % 60 == 0 and seconds >= 60:
-        return f"{seconds / 60:g} minute{'s' if seconds != 60 else ''}"
-    return f"{seconds:g} seconds"
+                continue
+            if left is not None:
+                best = left if best is None else min(best, left)
+        return max(1.0, FALLBACK_WAIT if best is None else best)

@@ -20,19 +20,21 @@ import discord
 
 from bot.core.generate import MAX_INPUT_PIXELS, parameters_or_none
 from bot.core.jobs import DEFAULT_UPLOAD_LIMIT, InteractionRef, Origin
-from bot.core.payload import BuiltPayload, DrawOptions, options_from_infotext
+from bot.core.payload import BuiltPayload, DrawOptions, options_from_infotext, payload_infotext
 from bot.core.prepare import Place, UpscaleInput
 from bot.errors import OptionError, Refused
 from bot.images import png
 from bot.images.params import describe
+from bot.text import Opt, T
 
+from .catalog import catalogs, lang_of
 from .components import SDModal
-from .render import escape
+from .render import escape, say
 
 if TYPE_CHECKING:
     from .bot import SDBot
 
-__all__ = ["Actions", "EditModal", "REROLL_EMOJI", "check_declared", "is_nsfw", "load_checked", "params_message"]
+__all__ = ["REROLL_EMOJI", "Actions", "EditModal", "check_declared", "is_nsfw", "load_checked", "params_message"]
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +54,36 @@ def is_nsfw(channel: Any) -> bool:
         return False
 
 
+def bot_is_in_server(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the interaction comes from a server the bot is a member of (its settings apply there)."""
+    return interaction.guild_id is not None and interaction.client.get_guild(interaction.guild_id) is not None
+
+
+def can_post_here(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the bot can post in the interaction's channel itself: in its servers and its own DMs, not in
+    a group DM or a server where only the user installed the app."""
+    if interaction.guild_id is not None:
+        return bot_is_in_server(interaction)
+    return interaction.context is not discord.InteractionContextType.private_channel
+
+
 def origin_of(interaction: discord.Interaction[Any], *, parent_id: str | None = None) -> Origin:
-    """Where an interaction's job comes from and how to answer it (its token, for the job message)."""
+    """Where an interaction's job comes from and how to answer it (its token, for the job message), and in
+    which language."""
     ref = InteractionRef(interaction.application_id, interaction.token, interaction.expires_at.timestamp(),
                          interaction.id)
     return Origin(
         user_id=interaction.user.id, channel_id=interaction.channel_id or 0, guild_id=interaction.guild_id,
         interaction=ref, parent_id=parent_id, filesize_limit=interaction.filesize_limit,
         credit=interaction.type is not discord.InteractionType.application_command,
+        locale=lang_of(interaction), interaction_only=not can_post_here(interaction),
     )
 
 
 def place_of(interaction: discord.Interaction[Any]) -> Place:
-    return Place(interaction.user.id, interaction.guild_id, interaction.channel_id, is_nsfw(interaction.channel))
+    """Where a job would run; `private` where no server's settings apply (DMs, group DMs, user installs)."""
+    return Place(interaction.user.id, interaction.guild_id, interaction.channel_id, is_nsfw(interaction.channel),
+                 private=not bot_is_in_server(interaction))
 
 
 def _images_only(attachments: list[discord.Attachment]) -> list[discord.Attachment]:
@@ -87,10 +106,11 @@ def check_declared(attachment: discord.Attachment, option: str, max_bytes: int) 
     """Before downloading: the attachment's declared size and type. Raises OptionError."""
     mib = 1024 * 1024
     if attachment.size > max_bytes:
-        raise OptionError([f"`{option}` is {attachment.size / mib:.1f} MB; the limit is {max_bytes / mib:g} MB."])
+        raise OptionError([T("problem.file_too_big", option=Opt(option), size=f"{attachment.size / mib:.1f}",
+                             limit=f"{max_bytes / mib:g}")])
     declared = (attachment.content_type or "").split(";")[0].strip().lower()
     if declared and declared not in IMAGE_TYPES:
-        raise OptionError([f"`{option}` must be a PNG, JPEG or WebP image (this file is {escape(declared, 40)})."])
+        raise OptionError([T("problem.not_image_type", option=Opt(option), type=escape(declared, 40))])
 
 
 async def load_checked(attachment: discord.Attachment, option: str) -> tuple[bytes, tuple[int, int]]:
@@ -100,33 +120,37 @@ async def load_checked(attachment: discord.Attachment, option: str) -> tuple[byt
     try:
         _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
     except png.UnsupportedImageError:
-        raise OptionError([f"`{option}` isn't a PNG, JPEG or WebP image."]) from None
-    except png.ImageTooLargeError as exc:
-        raise OptionError([f"`{option}` is too large to process ({exc}); at most "
-                           f"{MAX_INPUT_PIXELS / 1e6:g} million pixels."]) from None
+        raise OptionError([T("problem.not_image", option=Opt(option))]) from None
+    except png.ImageTooLargeError:
+        raise OptionError([T("problem.image_pixels", option=Opt(option),
+                             limit=f"{MAX_INPUT_PIXELS / 1e6:g}")]) from None
     except png.ImageDataError:
-        raise OptionError([f"`{option}` is damaged or incomplete; it can't be read."]) from None
+        raise OptionError([T("problem.damaged", option=Opt(option))]) from None
     return data, (width, height)
 
 
 # ---------------------------------------------------------------------- parameters
-def params_message(infotexts: list[str], *, title: str = "Generation parameters") -> tuple[str, discord.Embed]:
-    """A readable embed of an image's WebUI parameters, and message text with a copyable /draw line."""
+def params_message(lang: str, infotexts: list[str]) -> tuple[str, discord.Embed]:
+    """A readable embed of an image's WebUI parameters, and message text with a copyable /draw line.
+    The labels are in `lang`; the parameters stay as the WebUI wrote them (they are what PNG Info shows)."""
     first = describe(infotexts[0])
-    embed = discord.Embed(title=title, description=escape(first.prompt, 4000) or "*(no prompt)*",
+    embed = discord.Embed(title=say(lang, "params.title"),
+                          description=escape(first.prompt, 4000) or say(lang, "params.no_prompt"),
                           colour=discord.Colour.blurple())
     if first.negative_prompt:
-        embed.add_field(name="Negative prompt", value=escape(first.negative_prompt, 1000), inline=False)
+        embed.add_field(name=say(lang, "params.negative"), value=escape(first.negative_prompt, 1000), inline=False)
     shown = " · ".join(f"{k}: {v}" if v else k for k, v in first.fields)
     if shown:
-        embed.add_field(name="Parameters", value=discord.utils.escape_markdown(shown)[:1024], inline=False)
+        embed.add_field(name=say(lang, "params.parameters"), value=escape(shown, 1024), inline=False)
     if len(infotexts) > 1:
         seeds = [dict(describe(t).fields).get("Seed") for t in infotexts]
-        embed.add_field(name="Seeds", value=", ".join(f"`{s}`" for s in seeds if s)[:1024], inline=False)
-    embed.set_footer(text=f"Made with {first.flavour}" if first.flavour != "unknown" else "WebUI infotext")
+        embed.add_field(name=say(lang, "params.seeds"), value=", ".join(f"`{escape(s, 30)}`" for s in seeds if s)[:1024],
+                        inline=False)
+    embed.set_footer(text=say(lang, "params.made_with", flavour=first.flavour) if first.flavour != "unknown"
+                     else say(lang, "params.infotext"))
     command = first.draw_command.replace("`", "ˋ")
-    note = " (shortened to fit)" if first.truncated else ""
-    content = f"Copy to run it again{note}:\n```\n{command[:1900]}\n```" if command else ""
+    key = "params.copy_shortened" if first.truncated else "params.copy"
+    content = f"{say(lang, key)}\n```\n{command[:1900]}\n```" if command else ""
     return content, embed
 
 
@@ -139,10 +163,11 @@ async def _infotexts_of(attachments: list[discord.Attachment]) -> list[str]:
 
 
 async def _send_params(interaction: discord.Interaction[Any], texts: list[str]) -> None:
+    lang = lang_of(interaction)
     if not texts:
-        await interaction.followup.send("These images carry no WebUI generation parameters.", ephemeral=True)
+        await interaction.followup.send(say(lang, "params.none"), ephemeral=True)
         return
-    content, embed = params_message(texts)
+    content, embed = params_message(lang, texts)
     await interaction.followup.send(content, embed=embed, ephemeral=True)
 
 
@@ -238,19 +263,19 @@ class Actions:
     async def on_result_button(self, interaction: discord.Interaction[SDBot], action: str, job_id: str,
                                index: int = 0) -> None:
         handlers = {"reroll": self._reroll_button, "vary": self._vary_button, "upscale": self._upscale_button,
-                    "edit": self._edit_button, "info": self._info_button, "delete": self._delete_button}
+                    "edit": self._edit_button, "info": self._info_button, "delete": self._delete_button,
+                    "retry": self._retry_button}
         await handlers[action](interaction, job_id, index)
 
     async def cancel(self, interaction: discord.Interaction[SDBot], job_id: str) -> None:
         """Cancel: the requester, or anyone with Manage Messages; also for a job from before a restart."""
+        lang = lang_of(interaction)
         job = self.engine.job(job_id)
         if job is None or job.is_final:
-            await interaction.response.send_message("This job has already ended.", ephemeral=True)
+            await interaction.response.send_message(say(lang, "cancel.ended"), ephemeral=True)
             return
         if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
-            await interaction.response.send_message(
-                "Only the person who started this job, or someone with Manage Messages, can cancel it.",
-                ephemeral=True)
+            await interaction.response.send_message(say(lang, "cancel.not_yours"), ephemeral=True)
             return
         await interaction.response.defer()  # the job's message shows "Cancelled" once it is
         await self.engine.cancel(job, by=interaction.user.id)
@@ -258,6 +283,15 @@ class Actions:
     async def _reroll_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None
         await self._rerun_message(interaction, interaction.message, job_id)
+
+    async def _retry_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        """A failed job's Retry: the same request again, same seed, for whoever clicks."""
+        assert interaction.message is not None
+        await self.defer(interaction, thinking=True)
+        options, parent = await self.engine.preparer.rerun_options(
+            job_id=job_id, message_id=interaction.message.id, new_seed=False,
+            images=_attachment_loader(_images_only(interaction.message.attachments)))
+        await self.rerun(interaction, options, parent=parent)
 
     async def _vary_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None
@@ -267,7 +301,7 @@ class Actions:
         assert interaction.message is not None
         images = _images_only(interaction.message.attachments)
         if index >= len(images):
-            raise OptionError([f"This message has no image {index + 1} to upscale."])
+            raise OptionError([T("problem.no_image_n", number=index + 1)])
         await self.engine.preparer.check_place(place_of(interaction))
         record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
         source = record.id if record else None
@@ -293,13 +327,13 @@ class Actions:
         assert interaction.message is not None
         record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
         is_requester = record is not None and record.user_id == interaction.user.id
+        lang = lang_of(interaction)
         if not (is_requester or interaction.permissions.manage_messages):
-            await interaction.response.send_message(
-                "Only the person who made this image, or someone with Manage Messages, can delete it.", ephemeral=True)
+            await interaction.response.send_message(say(lang, "delete.not_yours"), ephemeral=True)
             return
-        await interaction.response.send_message("Deleted.", ephemeral=True)
-        try:
-            await interaction.message.delete()
+        await interaction.response.defer()  # the message the button is on is the interaction's to delete
+        try:  # through the interaction: works also where the bot is not in the server
+            await interaction.delete_original_response()
         except discord.NotFound:
             pass
 
@@ -308,18 +342,22 @@ class Actions:
         # A modal must be the first answer, so no defer here: the store is local, the image small.
         record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
         texts = [t for t in (record.infotexts if record else []) if t]
+        if not texts and record is not None and record.kind in ("txt2img", "img2img"):
+            texts = [payload_infotext(record.payload)]  # a job with no image (it failed): its request
         if not texts:
             texts = await _infotexts_of(_images_only(interaction.message.attachments)[:1])
         if not texts:
-            raise OptionError(["This message has no image with WebUI generation parameters to edit."])
+            raise OptionError([T("problem.nothing_to_edit")])
         await interaction.response.send_modal(EditModal(record.id if record else job_id,
-                                                        texts[min(index, len(texts) - 1)]))
+                                                        texts[min(index, len(texts) - 1)], lang_of(interaction)))
 
     # ------------------------------------------------------------------ reactions
     async def reaction(self, payload: discord.RawReactionActionEvent) -> None:
-        """🔁 on one of the bot's result messages: rerun it with a new seed for the reacting user."""
+        """🔁 on one of the bot's result messages: rerun it with a new seed for the reacting user, in the
+        server's preferred language (a reaction carries no user locale)."""
         channel = self.bot.get_partial_messageable(payload.channel_id, guild_id=payload.guild_id)
         guild = self.bot.get_guild(payload.guild_id) if payload.guild_id else None
+        lang = catalogs().pick(guild.preferred_locale if guild else None)
 
         async def images() -> list[bytes]:
             message = await channel.fetch_message(payload.message_id)
@@ -329,15 +367,16 @@ class Actions:
             options, parent = await self.engine.preparer.rerun_options(job_id=None, message_id=payload.message_id,
                                                                        images=images)
             origin = Origin(user_id=payload.user_id, channel_id=payload.channel_id, guild_id=payload.guild_id,
-                            reply_to=payload.message_id, parent_id=parent, credit=True,
+                            reply_to=payload.message_id, parent_id=parent, credit=True, locale=lang,
                             filesize_limit=guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT)
             place = Place(payload.user_id, payload.guild_id, payload.channel_id,
-                          is_nsfw(self.bot.get_channel(payload.channel_id)))
+                          is_nsfw(self.bot.get_channel(payload.channel_id)), private=guild is None)
             await self._run_options(origin, place, options)
         except (OptionError, Refused) as exc:
             # No interaction to answer privately: a short notice to the reacting user that cleans itself up.
-            text = exc.message if isinstance(exc, Refused) else str(exc)
-            await channel.send(f"<@{payload.user_id}> {text}", delete_after=20,
+            books = catalogs()
+            text = books.render(lang, exc.message) if isinstance(exc, Refused) else books.join(lang, exc.problems)
+            await channel.send(f"<@{payload.user_id}> {text}"[:2000], delete_after=20,
                                allowed_mentions=discord.AllowedMentions(users=[discord.Object(payload.user_id)]))
         except discord.HTTPException as exc:
             log.warning("Reroll by reaction on %s failed: %s", payload.message_id, exc)
@@ -346,26 +385,25 @@ class Actions:
     async def pnginfo(self, interaction: discord.Interaction[Any], image: discord.Attachment) -> None:
         """/pnginfo: the parameters of any PNG (or JPEG/WebP) with WebUI infotext; clear answers otherwise."""
         name = escape(image.filename, 80)
+        lang = lang_of(interaction)
         if image.size > MAX_READ:
             await interaction.response.send_message(
-                f"`image` is {image.size / 1048576:.1f} MiB; /pnginfo reads images up to {MAX_READ // 1048576} MiB.",
-                ephemeral=True)
+                say(lang, "pnginfo.too_big", option=say(lang, Opt("image")), size=f"{image.size / 1048576:.1f}",
+                    limit=MAX_READ // 1048576), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await image.read()
         try:
             text = await asyncio.to_thread(png.read_parameters, data)
         except png.UnsupportedImageError:
-            await interaction.followup.send(f"`{name}` isn't a PNG, JPEG or WebP image.", ephemeral=True)
+            await interaction.followup.send(say(lang, "pnginfo.not_image", name=name), ephemeral=True)
             return
         except png.ImageDataError:
-            await interaction.followup.send(f"`{name}` is damaged; it can't be read.", ephemeral=True)
+            await interaction.followup.send(say(lang, "pnginfo.damaged", name=name), ephemeral=True)
             return
         if not text:
             kind = (png.image_format(data) or "image").upper()
-            await interaction.followup.send(
-                f"`{name}` is a {kind} without WebUI generation parameters (images re-saved by Discord, phones or "
-                "editors usually lose them).", ephemeral=True)
+            await interaction.followup.send(say(lang, "pnginfo.no_parameters", name=name, kind=kind), ephemeral=True)
             return
         await _send_params(interaction, [text])
 
@@ -381,23 +419,26 @@ class Actions:
         await self._rerun_message(interaction, message, None)
 
 
-class EditModal(SDModal, title="Edit and run again"):
-    prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Prompt", style=discord.TextStyle.paragraph, max_length=1500, custom_id="edit:prompt")
-    negative: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Negative prompt", style=discord.TextStyle.paragraph, max_length=1500, required=False,
-        custom_id="edit:negative")
-    parameters: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="Parameters", style=discord.TextStyle.paragraph, max_length=2000, custom_id="edit:parameters",
-        placeholder="Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512")
+class EditModal(SDModal, title="Edit"):
+    """The request as infotext, to change and run again; its labels in the clicker's language."""
 
-    def __init__(self, job_id: str, infotext: str) -> None:
-        super().__init__(custom_id=f"sdcord:editmodal:{job_id}")
+    def __init__(self, job_id: str, infotext: str, lang: str) -> None:
+        super().__init__(custom_id=f"sdcord:editmodal:{job_id}", title=say(lang, "edit.title")[:45])
         self.job_id = job_id
         view = describe(infotext)
-        self.prompt.default = view.prompt[:1500]
-        self.negative.default = view.negative_prompt[:1500]
-        self.parameters.default = infotext.strip().split("\n")[-1][:2000] if view.has_parameters else ""
+        paragraph = discord.TextStyle.paragraph
+        self.prompt: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label=say(lang, "edit.prompt")[:45], style=paragraph, max_length=1500, custom_id="edit:prompt",
+            default=view.prompt[:1500])
+        self.negative: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label=say(lang, "edit.negative")[:45], style=paragraph, max_length=1500, required=False,
+            custom_id="edit:negative", default=view.negative_prompt[:1500])
+        self.parameters: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            label=say(lang, "edit.parameters")[:45], style=paragraph, max_length=2000, custom_id="edit:parameters",
+            placeholder="Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: -1, Size: 512x512",
+            default=infotext.strip().split("\n")[-1][:2000] if view.has_parameters else "")
+        for item in (self.prompt, self.negative, self.parameters):
+            self.add_item(item)
 
     async def on_submit(self, interaction: discord.Interaction[SDBot]) -> None:  # type: ignore[override]
         negative = f"\nNegative prompt: {self.negative.value.strip()}" if self.negative.value.strip() else ""
@@ -405,7 +446,6 @@ class EditModal(SDModal, title="Edit and run again"):
         try:
             options = options_from_infotext(text, new_seed=False)
         except ValueError:
-            raise OptionError(["`Parameters` must be a line like `Steps: 20, Sampler: DPM++ 2M, CFG scale: 7, "
-                               "Seed: -1, Size: 512x512` (at least three of them)."]) from None
+            raise OptionError([T("problem.edit_parameters")]) from None
         await interaction.client.actions.defer(interaction, thinking=True)
         await interaction.client.actions.rerun(interaction, options, parent=self.job_id)

@@ -19,15 +19,18 @@ from bot.config import Settings
 from bot.core.engine import Engine
 
 from .actions import Actions
+from .catalog import lang_of
 from .components import CancelButton, ResultButton
 from .delivery import Deliveries
 from .errors import report_error
+from .i18n import CommandTranslator
+from .render import say
 
 __all__ = ["EngineCogMixin", "SDBot", "SDTree", "use_discord_endpoints"]
 
 log = logging.getLogger(__name__)
 
-INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs")
+INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs", "cogs.help")
 SCHEMA_HASH_FILE = "command-schema.sha256"
 DELIVERY_WAIT = 5.0  # seconds at shutdown to post what has ended and tell the rest
 
@@ -54,7 +57,7 @@ async def _refuse_while_closing(interaction: discord.Interaction[Any]) -> bool:
     if interaction.type is discord.InteractionType.autocomplete:
         return False  # no message can answer an autocomplete
     try:
-        await interaction.response.send_message("sdcord is restarting; please try again in a minute.", ephemeral=True)
+        await interaction.response.send_message(say(lang_of(interaction), "refuse.restarting_now"), ephemeral=True)
     except discord.HTTPException:
         pass
     return False
@@ -90,6 +93,10 @@ class SDBot(commands.Bot):
             # Nothing reads discord.py's message cache (buttons carry their message, reactions are raw
             # events); its default 1,000 messages with components cost ~9 KB each (bench/overhead.py).
             max_messages=None,
+            # Every command works wherever a user is: servers with the bot, servers where they installed the
+            # app for themselves, the bot's DM and group DMs (/settings narrows itself to servers).
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
         )
         self.settings = settings
         self.engine = engine
@@ -108,10 +115,18 @@ class SDBot(commands.Bot):
         self.add_dynamic_items(CancelButton, ResultButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
+        await self.tree.set_translator(CommandTranslator())  # names and descriptions in every language we have
         await self.sync_commands()
 
-    def command_schema(self) -> list[dict[str, Any]]:
-        return [cmd.to_dict(self.tree) for cmd in self.tree.get_commands()]
+    async def command_schema(self) -> list[dict[str, Any]]:
+        """What a sync sends, translations included (a changed translation must reach Discord too)."""
+        translator = self.tree.translator
+        out = []
+        for kind in (discord.AppCommandType.chat_input, discord.AppCommandType.message, discord.AppCommandType.user):
+            for cmd in self.tree.get_commands(type=kind):
+                out.append(await cmd.get_translated_payload(self.tree, translator) if translator
+                           else cmd.to_dict(self.tree))
+        return out
 
     async def sync_commands(self) -> None:
         """Guild ids configured: sync there (instant). Else: sync globally only when the schema changed."""
@@ -122,7 +137,7 @@ class SDBot(commands.Bot):
                 await self.tree.sync(guild=guild)
             log.info("Synced commands to %d guild(s)", len(self.settings.guild_ids))
         else:
-            digest = hashlib.sha256(json.dumps(self.command_schema(), sort_keys=True).encode()).hexdigest()
+            digest = hashlib.sha256(json.dumps(await self.command_schema(), sort_keys=True).encode()).hexdigest()
             path: Path = self.settings.data_dir / SCHEMA_HASH_FILE
             if await asyncio.to_thread(_read_or_empty, path) == digest:
                 log.info("Command schema unchanged since the last sync; not syncing")

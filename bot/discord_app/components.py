@@ -11,24 +11,40 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from .catalog import DEFAULT, catalogs
 from .errors import report_error
 
 if TYPE_CHECKING:
     from .bot import SDBot
 
-__all__ = ["CancelButton", "ResultButton", "SDModal", "SDView", "cancel_view", "result_view", "RESULT_ACTIONS"]
+__all__ = [
+    "RESULT_ACTIONS",
+    "CancelButton",
+    "ResultButton",
+    "SDModal",
+    "SDView",
+    "cancel_view",
+    "failed_view",
+    "result_view",
+]
 
 JOB_ID = r"[0-9a-f]{8}"
 
-# action -> (label, emoji, style); per-image actions get "V1", "U2", ... labels on batches
-RESULT_ACTIONS: dict[str, tuple[str, str | None, discord.ButtonStyle]] = {
-    "reroll": ("Reroll", "🔁", discord.ButtonStyle.primary),
-    "vary": ("Variations", "🎨", discord.ButtonStyle.secondary),
-    "upscale": ("Upscale", "⬆️", discord.ButtonStyle.secondary),
-    "edit": ("Edit", "✏️", discord.ButtonStyle.secondary),
-    "info": ("Info", "ℹ️", discord.ButtonStyle.secondary),
-    "delete": ("Delete", "🗑️", discord.ButtonStyle.danger),
+# action -> (emoji, style); the label is `button.<action>` in the message's language; per-image actions
+# get "V1", "U2", ... labels on batches. "retry" runs a failed job's request again, seed included.
+RESULT_ACTIONS: dict[str, tuple[str | None, discord.ButtonStyle]] = {
+    "reroll": ("🔁", discord.ButtonStyle.primary),
+    "vary": ("🎨", discord.ButtonStyle.secondary),
+    "upscale": ("⬆️", discord.ButtonStyle.secondary),
+    "edit": ("✏️", discord.ButtonStyle.secondary),
+    "info": ("ℹ️", discord.ButtonStyle.secondary),
+    "delete": ("🗑️", discord.ButtonStyle.danger),
+    "retry": ("🔄", discord.ButtonStyle.primary),
 }
+
+
+def button_label(lang: str, name: str) -> str:
+    return catalogs().get(lang, f"button.{name}")[:80]
 PER_IMAGE = {"vary": "V", "upscale": "U"}
 MAX_PER_IMAGE_BUTTONS = 5  # one row each for V and U
 
@@ -50,9 +66,9 @@ class SDModal(discord.ui.Modal):
 class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"sdcord:cancel:(?P<job>{JOB_ID})"):
     """Cancel a queued or running job: the requester, or anyone with Manage Messages."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary, emoji="✖️",
-                                           custom_id=f"sdcord:cancel:{job_id}"))
+    def __init__(self, job_id: str, lang: str = DEFAULT) -> None:
+        super().__init__(discord.ui.Button(label=button_label(lang, "cancel"), style=discord.ButtonStyle.secondary,
+                                           emoji="✖️", custom_id=f"sdcord:cancel:{job_id}"))
         self.job_id = job_id
 
     @classmethod
@@ -73,10 +89,11 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
     `index` picks one image of a batch (V1..V5, U1..U5)."""
 
     def __init__(self, action: str, job_id: str, index: int | None = None, *, row: int | None = None,
-                 label: str | None = None) -> None:
-        default_label, emoji, style = RESULT_ACTIONS[action]
+                 label: str | None = None, lang: str = DEFAULT) -> None:
+        emoji, style = RESULT_ACTIONS[action]
         suffix = f":{index}" if index is not None else ""
-        super().__init__(discord.ui.Button(label=label or default_label, emoji=None if label else emoji,
+        text = label or button_label(lang, action)
+        super().__init__(discord.ui.Button(label=text, emoji=None if label else emoji,
                                            style=style, row=row, custom_id=f"sdcord:{action}:{job_id}{suffix}"))
         self.action = action
         self.job_id = job_id
@@ -95,25 +112,34 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
             await report_error(interaction, exc, where=f"button {self.action}")
 
 
-def cancel_view(job_id: str) -> discord.ui.View:
+def cancel_view(job_id: str, lang: str = DEFAULT) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, lang))
     return view
 
 
-def result_view(job_id: str, images: int = 1, kind: str = "txt2img") -> discord.ui.View:
+def failed_view(job_id: str, lang: str = DEFAULT, *, editable: bool = True) -> discord.ui.View:
+    """A failed job's message: Retry (the same request, same seed) and Edit."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(ResultButton("retry", job_id, row=0, lang=lang))
+    if editable:
+        view.add_item(ResultButton("edit", job_id, row=0, lang=lang))
+    return view
+
+
+def result_view(job_id: str, images: int = 1, kind: str = "txt2img", lang: str = DEFAULT) -> discord.ui.View:
     """Reroll/Edit/Info/Delete, and Variations/Upscale per image (V1.. U1.. on a batch).
     An upscaled image gets only Info and Delete."""
     view = discord.ui.View(timeout=None)
     if kind == "upscale":
         for action in ("info", "delete"):
-            view.add_item(ResultButton(action, job_id, row=0))
+            view.add_item(ResultButton(action, job_id, row=0, lang=lang))
         return view
     for action in ("reroll", "edit", "info", "delete"):
-        view.add_item(ResultButton(action, job_id, row=0))
+        view.add_item(ResultButton(action, job_id, row=0, lang=lang))
     if images <= 1:
-        view.add_item(ResultButton("vary", job_id, 0, row=1))
-        view.add_item(ResultButton("upscale", job_id, 0, row=1))
+        view.add_item(ResultButton("vary", job_id, 0, row=1, lang=lang))
+        view.add_item(ResultButton("upscale", job_id, 0, row=1, lang=lang))
     else:
         for row, action in enumerate(PER_IMAGE, start=1):
             for k in range(min(images, MAX_PER_IMAGE_BUTTONS)):

@@ -11,8 +11,13 @@
   too). After that, or when Discord refuses the token, the job message is edited as an ordinary
   channel message, and the result is posted as a channel message replying to it, mentioning only
   the requester, with the job's nonce (Discord drops a second post with the same nonce).
+* Where the bot can't post (a user install in a server without the bot, a group DM), everything goes
+  through the interaction: the token is used to its end, and a job still waiting when the token is about
+  to expire is cancelled with a Retry button rather than left to finish where nobody can see it.
 * A deleted job message does not break the job: edits stop, and the result is still posted in the
   channel. A result that can't be shown anywhere is recorded as such; nothing stays "running".
+* A failed job keeps its prompt, says why in plain words (with the error id the log has), and offers
+  Retry and Edit. Every word is in the job's language (`Origin.locale`).
 * Each delivered end is reported to the engine (`delivered`), which forgets the token and the
   result files; a job is only delivered once the store knows how it ended.
 """
@@ -32,10 +37,11 @@ from discord.webhook.async_ import async_context
 from bot.core.generate import Outcome
 from bot.core.jobs import InteractionRef, Job, JobState
 from bot.errors import JobFailed, StorageError, WebUIError
+from bot.text import T, Text
 
-from .components import cancel_view, result_view
+from .components import cancel_view, failed_view, result_view
 from .errors import new_error_id
-from .render import final_text, progress_text, render_summary
+from .render import failed_text, final_text, progress_text, render_summary, say
 
 if TYPE_CHECKING:
     from .bot import SDBot
@@ -46,7 +52,9 @@ log = logging.getLogger(__name__)
 
 MIN_EDIT_INTERVAL = 1.5  # seconds between edits of one message
 EDITS_PER_SECOND = 4.0  # budget shared by all live job messages
-TOKEN_MARGIN = 60.0  # stop using the interaction token this long before it expires
+TOKEN_MARGIN = 60.0  # stop using the interaction token this long before it expires (when there is a channel)
+LAST_MARGIN = 5.0  # where the interaction is the only way to answer, use the token this close to its end
+START_DEADLINE = 120.0  # ... and a job that hasn't started this long before the token ends is called off
 _TOKEN_REFUSED = {50027, 10015}  # invalid webhook token, unknown webhook
 _UNKNOWN_MESSAGE = 10008
 
@@ -55,13 +63,14 @@ class InteractionHook:
     """Edits an interaction's response through its webhook token alone, so it works for a job restored
     after a restart as well as for a live one."""
 
-    def __init__(self, bot: SDBot, ref: InteractionRef) -> None:
+    def __init__(self, bot: SDBot, ref: InteractionRef, *, margin: float = TOKEN_MARGIN) -> None:
         self.bot = bot
         self.ref = ref
+        self.margin = margin
         self.broken = False  # Discord refused the token
 
     def usable(self) -> bool:
-        return not self.broken and time.time() < self.ref.expires_at - TOKEN_MARGIN
+        return not self.broken and time.time() < self.ref.expires_at - self.margin
 
     async def edit(self, **fields: Any) -> int:
         """Edit the interaction's original response (the job message); returns its message id.
@@ -88,7 +97,10 @@ class JobMessage:
         self.engine = bot.engine
         self.job = job
         self.origin = job.origin
-        self.hook = InteractionHook(bot, job.origin.interaction) if job.origin.interaction else None
+        self.lang = job.origin.locale
+        self.only_hook = job.origin.interaction_only  # no channel to fall back to
+        margin = LAST_MARGIN if self.only_hook else TOKEN_MARGIN
+        self.hook = InteractionHook(bot, job.origin.interaction, margin=margin) if job.origin.interaction else None
         self.message_id = job.message_id
         self.gone = False  # the job message was deleted
         self._last_text: str | None = None
@@ -130,7 +142,7 @@ class JobMessage:
                 if message_id != self.message_id:
                     self._known(message_id)
                 return True
-        if not channel_fallback:
+        if not channel_fallback or self.only_hook:
             return False
         if self.message_id is None:
             fields.pop("attachments", None)
@@ -150,13 +162,13 @@ class JobMessage:
         job = self.job
         position = self.engine.position(job)
         estimate = self.engine.estimate_start(job) if position else None
-        text = progress_text(job, position, self.engine.queue_length(), estimate)
+        text = progress_text(self.lang, job, position, self.engine.queue_length(), estimate)
         if self.origin.credit:
-            text += f"\n-# for <@{job.user_id}>"
+            text += "\n-# " + say(self.lang, "progress.for", user=f"<@{job.user_id}>")
         preview = job.progress.preview if job.progress else None
         if not force and text == self._last_text and preview is self._last_preview:
             return  # nothing new to show
-        fields: dict[str, Any] = {"content": text, "view": cancel_view(job.id)}
+        fields: dict[str, Any] = {"content": text, "view": cancel_view(job.id, self.lang)}
         if preview is not self._last_preview and preview is not None:
             fields["attachments"] = [discord.File(io.BytesIO(preview), filename="preview.png", spoiler=self.spoiler)]
         self._last_text, self._last_preview = text, preview
@@ -177,6 +189,9 @@ class JobMessage:
             if not self.job.is_final:
                 await self._render_quietly()
             while not self.job.is_final:
+                if self._out_of_time():
+                    await self.engine.cancel(self.job, by=0)  # it would finish where nobody can see it
+                    break
                 # A waiting job's position changes without it being told: look again when its turn comes.
                 timeout = self.interval() if self.job.state is JobState.QUEUED else 30
                 await self.job.wait_changed(timeout=timeout)
@@ -191,6 +206,12 @@ class JobMessage:
         finally:
             JobMessage.live -= 1
         await self.deliver()
+
+    def _out_of_time(self) -> bool:
+        """Where only the interaction can answer: a job still waiting shortly before the token ends."""
+        ref = self.origin.interaction
+        return (self.only_hook and ref is not None and self.job.state is JobState.QUEUED
+                and time.time() > ref.expires_at - START_DEADLINE)
 
     async def _sleep_or_done(self, seconds: float) -> None:
         try:
@@ -210,12 +231,13 @@ class JobMessage:
                 outcome = await self.engine.outcome(job)
                 if outcome is None:
                     problem = "the result's images were lost"
-                    ok = await self._deliver_failure(JobFailed("The images of this job were lost before they "
-                                                               "could be posted. Please run it again."))
+                    ok = await self._deliver_failure(JobFailed(T("failure.images_lost")))
                 else:
                     ok, result_message_id = await self._deliver_result(outcome)
+            elif job.state is JobState.CANCELLED and job.cancelled_by == 0:  # called off: out of time
+                ok = await self._deliver_failure(JobFailed(T("failure.out_of_time")))
             elif job.state is JobState.CANCELLED:
-                ok = await self._safe_final_edit(content=final_text(job), attachments=[], view=None)
+                ok = await self._safe_final_edit(content=final_text(self.lang, job), attachments=[], view=None)
             else:
                 ok = await self._deliver_failure(job.error)
             if not ok and problem is None:
@@ -241,24 +263,29 @@ class JobMessage:
             return False
 
     async def _deliver_failure(self, error: BaseException | None) -> bool:
+        """The prompt, the reason in plain words with the error id (the log has the detail), Retry and Edit."""
         error_id = new_error_id()
+        reason: Text | str
         if isinstance(error, WebUIError | JobFailed):
             log.warning("[%s] job %s failed: %s | %s", error_id, self.job.id, error.message, error.detail)
             reason = error.message
         else:
             log.error("[%s] job %s failed", error_id, self.job.id, exc_info=error)
-            reason = "Something went wrong on our side. The details are in the bot's log."
-        text = final_text(self.job, f"{reason} (error id `{error_id}`)")
-        if await self._safe_final_edit(content=text, attachments=[], view=None):
+            reason = T("failure.internal")
+        text = failed_text(self.lang, self.job, reason, error_id)
+        view = failed_view(self.job.id, self.lang, editable=self.job.request.kind != "upscale")
+        if await self._safe_final_edit(content=text, attachments=[], view=view):
             return True
-        await self._post_in_channel(f"<@{self.job.user_id}> {text}", nonce=f"sdcord-f-{self.job.id}")
+        if self.only_hook:
+            return False
+        await self._post_in_channel(f"<@{self.job.user_id}> {text}", nonce=f"sdcord-f-{self.job.id}", view=view)
         return True
 
     async def _deliver_result(self, outcome: Outcome) -> tuple[bool, int | None]:
-        summary = render_summary(outcome)
+        summary = render_summary(self.lang, outcome, self.job.request)
         if self.origin.credit:
-            summary += f"\n-# for <@{self.job.user_id}>"
-        view = result_view(self.job.id, len(outcome.images), self.job.request.kind)
+            summary += "\n-# " + say(self.lang, "progress.for", user=f"<@{self.job.user_id}>")
+        view = result_view(self.job.id, len(outcome.images), self.job.request.kind, self.lang)
 
         opened: list[Any] = []
 
@@ -276,6 +303,8 @@ class JobMessage:
             if await self._edit(content=summary, attachments=await files(), view=view,
                                 channel_fallback=self.origin.interaction is None):
                 return True, None
+            if self.only_hook:  # nowhere else to post it
+                return False, None
             # The token is (nearly) expired or the message is gone: a channel message replying to the job,
             # so the requester is notified.
             sent = await self._post_in_channel(f"<@{self.job.user_id}> {summary}", files=await files(), view=view,
@@ -283,7 +312,7 @@ class JobMessage:
         finally:
             for source in opened:  # discord.py leaves file objects it did not open to their owner
                 source.close()
-        await self._safe_final_edit(content=final_text(self.job), attachments=[], view=None)
+        await self._safe_final_edit(content=final_text(self.lang, self.job), attachments=[], view=None)
         return True, sent.id
 
     async def _post_in_channel(self, content: str, *, nonce: str, files: list[discord.File] | None = None,

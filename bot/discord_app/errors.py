@@ -12,6 +12,8 @@ from discord import app_commands
 
 from bot.errors import JobFailed, OptionError, Refused, StorageError, WebUIError
 
+from .catalog import catalogs, lang_of
+
 __all__ = ["new_error_id", "report_error", "tell_user"]
 
 log = logging.getLogger(__name__)
@@ -48,31 +50,36 @@ async def tell_user(interaction: discord.Interaction[Any], content: str, *, priv
 
 
 async def report_error(interaction: discord.Interaction[Any], error: BaseException, *, where: str = "") -> None:
-    """Turn any error of a command, button or modal into one short message and one log entry."""
+    """Turn any error of a command, button or modal into one short message, in the user's language, and one
+    log entry with the detail and the error id."""
     original = getattr(error, "original", error)
     error_id = new_error_id()
+    lang = lang_of(interaction)
+    books = catalogs()
     private = False
     command = where or (interaction.command.qualified_name if interaction.command else "interaction")
     who = f"user={interaction.user.id} guild={interaction.guild_id} channel={interaction.channel_id}"
     if isinstance(original, OptionError):
         log.info("[%s] /%s refused bad options (%s): %s", error_id, command, who, original)
-        message, private = str(original), True
+        message, private = books.join(lang, original.problems), True
     elif isinstance(original, Refused):
         log.info("[%s] /%s refused by the %s limit (%s)", error_id, command, original.limit, who)
         retry_at = discord.utils.utcnow() + dt.timedelta(seconds=original.retry_in)
-        message, private = f"⏳ {original.message} Try again {discord.utils.format_dt(retry_at, 'R')}.", True
+        message = "⏳ " + books.get(lang, "refuse.try_again", reason=original.message,
+                                    when=discord.utils.format_dt(retry_at, "R"))
+        private = True
     elif isinstance(original, WebUIError | JobFailed | StorageError):
         log.warning("[%s] /%s %s (%s): %s | %s", error_id, command, type(original).__name__, who, original.message,
                     original.detail)
-        message = f"{original.message} (error id `{error_id}`)"
+        message = books.get(lang, "error.with_id", reason=original.message, error_id=error_id)
     elif isinstance(error, app_commands.MissingPermissions):
         log.info("[%s] /%s refused: missing permissions (%s)", error_id, command, who)
-        message = "You need the " + ", ".join(p.replace("_", " ").title() for p in error.missing_permissions) + \
-            " permission to do that."
+        names = ", ".join(books.get(lang, f"permission.{p}") for p in error.missing_permissions)
+        message = books.get(lang, "error.missing_permissions", permissions=names)
     elif isinstance(error, app_commands.CheckFailure):
         log.info("[%s] /%s check failed (%s): %s", error_id, command, who, error)
-        message = str(error) or "You can't use that here."
+        message = books.get(lang, "error.not_here")
     else:
         log.error("[%s] /%s failed (%s)", error_id, command, who, exc_info=original)
-        message = f"Something went wrong on our side (error id `{error_id}`). The details are in the bot's log."
+        message = books.get(lang, "error.internal", error_id=error_id)
     await tell_user(interaction, message[:1990], private=private)

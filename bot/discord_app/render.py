@@ -1,21 +1,52 @@
-"""The text of job messages and of /status: pure functions of the engine's state, no I/O.
+"""The text of job messages and of /status, in the reader's language: pure functions of the engine's
+state, no I/O.
 
-Everything a user typed goes through `escape`: no markdown tricks, no mention syntax, bounded length.
+Everything a user typed goes through `escape`: no control characters or bidi overrides (a `\\u202e` in a
+prompt can't turn the summary around), no markdown tricks, no mention syntax, bounded length.
 """
 
 from __future__ import annotations
+
+import unicodedata
+from typing import Any
 
 import discord
 
 from bot.core.generate import Outcome
 from bot.core.jobs import Job, JobState
+from bot.core.payload import PROMPT_LORA
 from bot.core.scheduler import StatusView
+from bot.images.infotext import parse_generation_parameters
+from bot.text import Opt, Text, period
 
-__all__ = ["bar", "escape", "final_text", "progress_text", "prompt_line", "render_summary", "status_text",
-           "PROMPT_CHARS"]
+from .catalog import catalogs
+
+__all__ = [
+    "PROMPT_CHARS",
+    "STATUS_JOBS",
+    "bar",
+    "clean",
+    "escape",
+    "failed_text",
+    "final_text",
+    "help_text",
+    "progress_text",
+    "prompt_line",
+    "render_summary",
+    "say",
+    "seconds",
+    "status_text",
+]
 
 PROMPT_CHARS = 200
-RESUMED_NOTE = "-# 🔄 The bot restarted; running again."
+STATUS_JOBS = 20  # the caller's jobs listed by /status; the rest are counted
+_KEEP_FORMAT = {"\u200d"}  # zero-width joiner: part of emoji sequences
+
+
+def say(lang: str, key: str | Text | Opt, /, **values: Any) -> str:
+    """A catalogue message (a key and values, or a `Text`, or an option's name) in `lang`."""
+    books = catalogs()
+    return books.render(lang, key) if isinstance(key, Text | Opt) else books.get(lang, key, **values)
 
 
 def bar(fraction: float, width: int = 12) -> str:
@@ -23,14 +54,24 @@ def bar(fraction: float, width: int = 12) -> str:
     return "▰" * filled + "▱" * (width - filled)
 
 
-def seconds(value: float) -> str:
+def seconds(lang: str, value: float) -> str:
     value = max(0, round(value))
-    return f"{value // 60} min {value % 60:02d} s" if value >= 60 else f"{value} s"
+    if value >= 60:
+        return say(lang, "time.minutes_seconds", minutes=value // 60, seconds=value % 60)
+    return say(lang, "time.seconds", seconds=value)
+
+
+def clean(text: str) -> str:
+    """User text without control characters, bidi overrides or invisible formatting (but emoji joiners)."""
+    return "".join(ch for ch in text if ch in _KEEP_FORMAT or unicodedata.category(ch) not in ("Cc", "Cf", "Cs",
+                                                                                              "Co", "Cn")
+                   or ch in "\n\t")
 
 
 def escape(text: str, limit: int = PROMPT_CHARS) -> str:
-    """User text made safe to echo: no markdown tricks, no mention syntax, bounded length."""
-    text = " ".join(text.split())
+    """User text made safe to echo: no control or bidi characters, no markdown tricks, no mention syntax,
+    bounded length."""
+    text = " ".join(clean(text).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
@@ -41,82 +82,147 @@ def prompt_line(job: Job) -> str:
     return f"**{escape(title)}**" if title else ""
 
 
-def render_summary(outcome: Outcome) -> str:
-    """The result message: prompt, seed(s), steps, sampler, model, time, and any notes."""
-    seeds = ", ".join(f"`{s}`" for s in outcome.seeds) or "?"
-    sampler = " ".join(p for p in (outcome.sampler, outcome.scheduler) if p and p != "Automatic")
+def _lora_names(prompt: str) -> list[str]:
+    return list(dict.fromkeys(m[1].strip() for m in PROMPT_LORA.finditer(prompt) if m[1].strip()))
+
+
+def render_summary(lang: str, outcome: Outcome, request: Any = None) -> str:
+    """The result message: what was asked and what was used (size, model, sampler and schedule, steps,
+    CFG, seeds; hires, style, LoRA, strength when used), the time taken, and what sdcord changed."""
+    payload: dict[str, Any] = getattr(request, "payload", None) or {}
+    if getattr(request, "kind", None) == "upscale":
+        head = say(lang, "summary.upscaled", factor=f"{request.scale:g}", upscaler=escape(request.upscaler, 80))
+        facts = []
+        if outcome.size:
+            facts.append(say(lang, "summary.size", w=outcome.size[0], h=outcome.size[1]))
+        if outcome.seeds:
+            facts.append(say(lang, "summary.seeds", count=len(outcome.seeds),
+                             seeds=", ".join(f"`{s}`" for s in outcome.seeds)))
+        facts.append(say(lang, "summary.time", seconds=f"{outcome.elapsed:.1f}"))
+        return _summary_lines(lang, head, facts, outcome)
+    params = parse_generation_parameters(outcome.images[0].infotext) if outcome.images and \
+        outcome.images[0].infotext else {}
+    size = outcome.size or (payload.get("width"), payload.get("height"))
+    sampler = " ".join(escape(p, 60) for p in (outcome.sampler, outcome.scheduler) if p and p != "Automatic")
+    cfg = params.get("CFG scale") or payload.get("cfg_scale")
     facts = [
-        f"seed{'s' if len(outcome.seeds) > 1 else ''} {seeds}",
-        f"{outcome.steps} steps" if outcome.steps else None,
-        sampler or None,
+        say(lang, "summary.size", w=size[0], h=size[1]) if size and size[0] else None,
         escape(outcome.model, 80) if outcome.model else None,
-        f"{outcome.elapsed:.1f} s",
+        sampler or None,
+        say(lang, "summary.steps", count=int(outcome.steps)) if outcome.steps else None,
+        say(lang, "summary.cfg", cfg=f"{float(cfg):g}") if cfg not in (None, "") else None,
+        say(lang, "summary.seeds", count=len(outcome.seeds), seeds=", ".join(f"`{s}`" for s in outcome.seeds))
+        if outcome.seeds else None,
     ]
-    lines = [f"**{escape(outcome.prompt, 300)}**", " · ".join(f for f in facts if f)]
+    if payload.get("enable_hr"):
+        facts.append(say(lang, "summary.hires", factor=f"{float(payload.get('hr_scale') or 1):g}"))
+    if payload.get("styles"):
+        facts.append(say(lang, "summary.style", name=escape(", ".join(map(str, payload["styles"])), 80)))
+    loras = _lora_names(str(payload.get("prompt", "")))
+    if loras:
+        facts.append(say(lang, "summary.lora", names=escape(", ".join(loras), 120)))
+    if "resize_mode" in payload and payload.get("denoising_strength") is not None:
+        facts.append(say(lang, "summary.strength", value=f"{float(payload['denoising_strength']):g}"))
+    if payload.get("subseed_strength"):
+        facts.append(say(lang, "summary.variation", value=f"{float(payload['subseed_strength']):g}"))
+    facts.append(say(lang, "summary.time", seconds=f"{outcome.elapsed:.1f}"))
+    return _summary_lines(lang, f"**{escape(outcome.prompt, 300)}**", facts, outcome)
+
+
+def _summary_lines(lang: str, head: str, facts: list[str | None], outcome: Outcome) -> str:
+    lines = [head, " · ".join(f for f in facts if f)]
     if outcome.notes:
-        lines.append("-# " + "; ".join(outcome.notes))
+        lines.append("-# " + "; ".join(escape(say(lang, n) if isinstance(n, Text) else str(n), 300)
+                                       for n in outcome.notes))
     return "\n".join(lines)[:1900]
 
 
-def progress_text(job: Job, position: int | None, queue_length: int, estimate: float | None) -> str:
+def progress_text(lang: str, job: Job, position: int | None, queue_length: int, estimate: float | None) -> str:
     """The job message's text for a job that has not ended."""
     head = prompt_line(job) + "\n" if prompt_line(job) else ""
-    tail = f"\n{RESUMED_NOTE}" if job.resumed else ""
+    tail = "\n-# " + say(lang, "progress.resumed") if job.resumed else ""
     if job.pausing:
-        where = "waiting" if job.state is JobState.QUEUED else "running"
-        return head + (f"⏸️ The bot is restarting; this job was {where} and continues after the restart "
-                       "(nothing to do for you).") + tail
+        key = "progress.pausing_waiting" if job.state is JobState.QUEUED else "progress.pausing_running"
+        return head + say(lang, key) + tail
     if job.state is JobState.QUEUED:
         if job.waiting_for_backend:
-            return head + "⏸️ Queued — waiting for a WebUI to come back (every backend is down right now)." + tail
-        eta = f" · starts in about {seconds(estimate)}" if estimate else ""
-        return head + f"⏳ Queued — position {position} of {queue_length}{eta}" + tail
+            return head + say(lang, "progress.backend_down") + tail
+        text = say(lang, "progress.queued", position=position, total=queue_length)
+        if estimate:
+            text += " · " + say(lang, "progress.starts_in", eta=seconds(lang, estimate))
+        return head + text + tail
     if job.cancel_requested:
-        return head + "🛑 Cancelling…"
+        return head + say(lang, "progress.cancelling")
     p = job.progress
     if p is None:
-        return head + "🎨 Starting…" + tail
-    step = f" · step {p.step}/{p.steps}" if p.steps else ""
-    eta = f" · ETA {seconds(p.eta)}" if p.eta is not None else ""
+        return head + say(lang, "progress.starting") + tail
+    step = " · " + say(lang, "progress.step", step=p.step, steps=p.steps) if p.steps else ""
+    eta = " · " + say(lang, "progress.eta", eta=seconds(lang, p.eta)) if p.eta is not None else ""
     return head + f"🎨 `{bar(p.fraction)}` {p.fraction:.0%}{step}{eta}" + tail
 
 
-def final_text(job: Job, reason: str | None = None) -> str:
-    """A job message's last words when the job ended without a result in that message."""
+def final_text(lang: str, job: Job) -> str:
+    """A job message's last words when the job was cancelled, or when its result went to another message."""
     head = prompt_line(job)
     if job.state is JobState.CANCELLED:
-        who = f" by <@{job.cancelled_by}>" if job.cancelled_by and job.cancelled_by != job.user_id else ""
-        return f"{head}\n✖️ Cancelled{who}."
-    if job.state is JobState.DONE:
-        return f"{head}\n✅ Done — the images are in the reply below."
-    return f"❌ {reason}"
+        if job.cancelled_by and job.cancelled_by != job.user_id:
+            return f"{head}\n" + say(lang, "final.cancelled_by", user=f"<@{job.cancelled_by}>")
+        return f"{head}\n" + say(lang, "final.cancelled")
+    return f"{head}\n" + say(lang, "final.done_below")
 
 
-STATUS_JOBS = 20  # the caller's jobs listed by /status; the rest are counted
+def failed_text(lang: str, job: Job, reason: Text | str, error_id: str) -> str:
+    """A failed job keeps its prompt (and Retry / Edit buttons); the reason is short, plain words."""
+    head = prompt_line(job)
+    reason_text = say(lang, reason) if isinstance(reason, Text) else escape(str(reason), 300)
+    line = "❌ " + say(lang, "final.failed", reason=reason_text, error_id=error_id)
+    return f"{head}\n{line}" if head else line
 
 
-def status_text(view: StatusView) -> str:
+def status_text(lang: str, view: StatusView) -> str:
     """/status: each backend, the queue length, the caller's own jobs with their positions."""
-    lines = ["**Backends**"]
+    lines = [say(lang, "status.backends")]
     for i, b in enumerate(view.backends, 1):
         if not b.up:
-            state = f"🔴 down — {b.last_error}"
+            reason = say(lang, b.last_error) if isinstance(b.last_error, Text) else escape(str(b.last_error), 120)
+            state = say(lang, "status.down", reason=reason)
         elif b.draining:
-            state = "🟠 up, finishing a job it was asked to stop"
+            state = say(lang, "status.draining")
         else:
-            state = "🟢 up, busy" if b.busy else "🟢 up, idle"
+            state = say(lang, "status.busy" if b.busy else "status.idle")
         lines.append(f"`#{i}` {state}")
-    lines.append(f"**Queue**: {view.queue_length} waiting")
+    lines.append(say(lang, "status.queue", count=view.queue_length))
     if view.jobs:
-        lines.append("**Your jobs**")
+        lines.append(say(lang, "status.your_jobs"))
         for job, position in view.jobs:
             if job.state is JobState.RUNNING:
-                where = f"running, {job.progress.fraction:.0%}" if job.progress else "running"
+                where = (say(lang, "status.running_pct", percent=f"{job.progress.fraction:.0%}") if job.progress
+                         else say(lang, "status.running"))
             else:
-                where = f"queued, position {position}"
+                where = say(lang, "status.queued_at", position=position)
             lines.append(f"`{job.id}` {where} — {escape(job.request.title, 80)}")
         if view.total > len(view.jobs):
-            lines.append(f"…and {view.total - len(view.jobs)} more.")
+            lines.append(say(lang, "status.more", count=view.total - len(view.jobs)))
     else:
-        lines.append("You have no jobs waiting or running.")
+        lines.append(say(lang, "status.no_jobs"))
     return "\n".join(lines)[:2000]
+
+
+def help_text(lang: str, limits: Any) -> str:
+    """/help: the commands, the buttons and the 🔁 reaction, then the limits in force for this user here.
+    Commands are printed as typed (`/draw`): a localized command mention can't be clicked."""
+    rate_count, rate_per = limits.rate
+    lines = [
+        say(lang, "help.title"),
+        say(lang, "help.commands"),
+        say(lang, "help.buttons"),
+        say(lang, "help.reaction"),
+        say(lang, "help.limits", steps=limits.max_steps, pixels=limits.max_pixels, batch=limits.max_batch,
+            count=rate_count, period=say(lang, period(rate_per)), queued=limits.max_queued),
+        say(lang, f"help.nsfw.{limits.nsfw_mode}"),
+    ]
+    if limits.private:
+        lines.append(say(lang, "help.private"))
+    if limits.refused is not None:
+        lines.append("⛔ " + say(lang, limits.refused))
+    return "\n\n".join(lines)[:2000]

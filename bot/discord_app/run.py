@@ -6,8 +6,11 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import socket
 
+import aiohttp
 import discord
+import yarl
 
 from bot.config import Settings
 from bot.core.engine import Engine
@@ -27,8 +30,31 @@ def setup_logging(level: str) -> None:
     logging.getLogger("discord.webhook").setLevel(logging.WARNING)
 
 
+def _no_voice() -> None:
+    """sdcord has no voice: discord.py need not warn at every start that PyNaCl and davey are missing."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why Discord could not be reached, in a few words (no traceback)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, socket.gaierror):
+            return f"the DNS lookup of {exc.host} failed ({os_error.strerror or os_error})"
+        if isinstance(os_error, ConnectionRefusedError):
+            return f"the connection to {exc.host}:{exc.port} was refused"
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return f"TLS with {exc.host} failed ({os_error})"
+        return f"{exc.host}:{exc.port}: {os_error.strerror or os_error}"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
 async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05) -> None:
     favour_event_loop_latency()
+    _no_voice()
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     demo_server = None
     if demo:
@@ -49,7 +75,13 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
     log.info("Starting sdcord; WebUI at %s", settings.webui_display_url)
     try:
         async with bot:
-            await bot.start(settings.discord_token or "")
+            try:
+                await bot.login(settings.discord_token or "")  # the first call to Discord, then our set-up
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:  # no network, DNS, refused, TLS
+                where = yarl.URL(discord.http.Route.BASE).origin()
+                log.error("Cannot reach Discord (%s): %s; check the network", where, _unreachable(exc))
+                raise SystemExit(1) from None
+            await bot.connect()  # the gateway: discord.py retries a lost connection itself
     except discord.LoginFailure:
         log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal")
         raise SystemExit(1) from None

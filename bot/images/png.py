@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from bot.errors import SdcordError
+from bot.text import T, Text
 
 __all__ = [
+    "MAX_ICC_PROFILE",
     "MAX_TEXT_CHUNK",
     "PNG_SIGNATURE",
     "CannotFitError",
@@ -50,6 +52,7 @@ __all__ = [
     "png_dimensions",
     "read_parameters",
     "read_text_chunks",
+    "strip_metadata",
 ]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -522,6 +525,249 @@ def ensure_parameters(data: bytes, infotext: str | None) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------------
+# Stripping metadata from uploads
+# --------------------------------------------------------------------------------------------------
+
+#: Largest colour profile `strip_metadata` keeps: a PNG ``iCCP`` chunk, a JPEG's ``APP2 ICC_PROFILE``
+#: segments together, a WebP ``ICCP`` chunk. Real profiles are a few KiB; bigger ones are dropped whole.
+MAX_ICC_PROFILE = MiB
+
+# Ancillary PNG chunks that change how the pixels are shown (transparency, colour space). Every other
+# ancillary chunk is dropped: text, eXIf (but see `_orientation_exif`), tIME, pHYs, bKGD, hIST, sPLT,
+# the APNG frames (acTL/fcTL/fdAT: decoders show the IDAT image), private chunks. Critical chunks
+# (IHDR, PLTE, IDAT, IEND, and unknown ones, which a decoder must not skip) are always kept.
+_PNG_RENDERING = frozenset((b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"sBIT", b"cICP", b"mDCV", b"cLLI"))
+_ORIENTATION_TAG = 0x0112
+_EXIF_PREFIX = b"Exif\x00\x00"
+_ICC_PREFIX = b"ICC_PROFILE\x00"
+# WebP: the chunks that make the picture; EXIF and "XMP " go (EXIF but for its orientation), unknown too.
+_WEBP_IMAGE = frozenset((b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"))
+_VP8X_ICC, _VP8X_EXIF, _VP8X_XMP = 0x20, 0x08, 0x04
+
+
+def _exif_orientation(exif: bytes | memoryview) -> int | None:
+    """The Orientation (IFD0 tag 0x0112) of a TIFF/EXIF blob when it is not the default 1, else None."""
+    exif = bytes(exif[: 64 * 1024])  # IFD0 sits at the start in practice; no need to copy a huge blob
+    if exif[:6] == _EXIF_PREFIX:
+        exif = exif[6:]
+    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    if order is None or len(exif) < 8 or struct.unpack_from(order + "H", exif, 2)[0] != 42:
+        return None
+    (ifd,) = struct.unpack_from(order + "I", exif, 4)
+    if ifd + 2 > len(exif):
+        return None
+    (count,) = struct.unpack_from(order + "H", exif, ifd)
+    for i in range(count):
+        at = ifd + 2 + 12 * i
+        if at + 12 > len(exif):
+            return None
+        tag, typ, n = struct.unpack_from(order + "HHI", exif, at)
+        if tag == _ORIENTATION_TAG:
+            if typ != 3 or n != 1:  # SHORT, one value
+                return None
+            (value,) = struct.unpack_from(order + "H", exif, at + 8)
+            return value if 2 <= value <= 8 else None
+    return None
+
+
+def _orientation_exif(old: bytes | memoryview) -> bytes | None:
+    """What is left of an EXIF blob: only its Orientation (it says how the stored pixels are meant to be
+    shown, and a WebUI may apply it), in the old blob's framing (with or without ``Exif\\0\\0``); None
+    when it has the default orientation (nothing to keep)."""
+    orientation = _exif_orientation(old)
+    if orientation is None:
+        return None
+    tiff = (b"MM\x00\x2a" + struct.pack(">I", 8) + struct.pack(">HHHIHH", 1, _ORIENTATION_TAG, 3, 1, orientation, 0)
+            + struct.pack(">I", 0))
+    return (_EXIF_PREFIX if old[:6] == _EXIF_PREFIX else b"") + tiff
+
+
+def _strip_png(data: bytes, max_icc: int) -> bytes:
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = [view[:8]]
+    changed = False
+    end = 8
+    for chunk in iter_chunks(data, verify_crc=False):
+        ctype, end = chunk.type, chunk.end
+        critical = not ctype[0] & 0x20
+        if critical or (ctype in _PNG_RENDERING and (ctype != b"iCCP" or len(chunk.data) <= max_icc)):
+            parts.append(view[chunk.start : chunk.end])  # copied as it is: its CRC stays valid
+            continue
+        kept = _orientation_exif(chunk.data) if ctype == b"eXIf" else None
+        if kept is not None and kept == chunk.data:
+            parts.append(view[chunk.start : chunk.end])
+            continue
+        changed = True
+        if kept is not None:
+            parts.append(_chunk(b"eXIf", kept))
+    if not changed and end == len(data):
+        return data
+    return b"".join(parts)  # bytes after IEND are dropped too
+
+
+def _jpeg_segment_end(data: bytes, pos: int) -> int:
+    """Past the end of the entropy-coded data that starts at `pos`: the offset of the next marker (0xFF
+    followed by neither a stuffed 0x00, a restart marker nor another 0xFF), or the end of the data."""
+    size = len(data)
+    while True:
+        i = data.find(b"\xff", pos)
+        if i < 0 or i + 1 >= size:
+            return size
+        following = data[i + 1]
+        if following == 0xFF:  # fill byte
+            pos = i + 1
+        elif following == 0x00 or 0xD0 <= following <= 0xD7:
+            pos = i + 2
+        else:
+            return i
+
+
+def _strip_jpeg(data: bytes, max_icc: int) -> bytes:
+    """Drop APP1-APP15 and COM segments (EXIF, XMP, Photoshop, MPF, comments, ...) wherever they are, and
+    whatever follows EOI (appended previews, motion-photo videos). Kept: APP0 (JFIF), APP14 "Adobe" (its
+    colour transform changes the pixels), the APP2 ICC profile up to `max_icc` bytes, an EXIF orientation
+    (`_orientation_exif`), and every other segment and the scans byte for byte."""
+    size = len(data)
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = [view[:2]]
+    icc: list[int] = []  # indexes into parts
+    icc_bytes = 0
+    changed = False
+    seen_exif = False
+    pos = 2
+    while pos < size:
+        start = pos
+        while pos + 1 < size and data[pos] == 0xFF and data[pos + 1] == 0xFF:
+            pos += 1  # fill bytes before a marker
+        if pos + 2 > size or data[pos] != 0xFF:
+            raise CorruptImageError(f"JPEG marker expected at offset {pos}")
+        marker = data[pos + 1]
+        pos += 2
+        if marker == 0xD9:  # EOI
+            parts.append(view[start:pos])
+            break
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length field
+            parts.append(view[start:pos])
+            continue
+        if marker == 0xD8 or pos + 2 > size:
+            raise CorruptImageError(f"JPEG segment header expected at offset {start}")
+        (length,) = struct.unpack_from(">H", data, pos)
+        if length < 2 or pos + length > size:
+            raise CorruptImageError(f"JPEG segment at offset {start} is truncated")
+        payload = view[pos + 2 : pos + length]
+        pos += length
+        if marker == 0xDA:  # SOS: the header, then the scan's data up to the next marker
+            scan_end = _jpeg_segment_end(data, pos)
+            parts.append(view[start:scan_end])
+            pos = scan_end
+            continue
+        if not (0xE1 <= marker <= 0xEF or marker == 0xFE):
+            parts.append(view[start:pos])  # SOFn, DHT, DQT, DRI, APP0, ...
+        elif marker == 0xEE and payload[:5] == b"Adobe":
+            parts.append(view[start:pos])
+        elif marker == 0xE2 and payload[: len(_ICC_PREFIX)] == _ICC_PREFIX:
+            icc.append(len(parts))
+            icc_bytes += len(payload) - len(_ICC_PREFIX) - 2  # less the name, sequence number and count
+            parts.append(view[start:pos])
+        else:
+            kept = None
+            if marker == 0xE1 and payload[:6] == _EXIF_PREFIX and not seen_exif:
+                seen_exif = True
+                kept = _orientation_exif(payload)
+            if kept is not None and kept == payload:  # already only the orientation
+                parts.append(view[start:pos])
+                continue
+            changed = True
+            if kept is not None:
+                parts.append(b"\xff\xe1" + struct.pack(">H", len(kept) + 2) + kept)
+    if icc_bytes > max_icc:
+        changed = True
+        for index in icc:
+            parts[index] = b""
+    if not changed and pos >= size:
+        return data
+    return b"".join(parts)
+
+
+def _strip_webp(data: bytes, max_icc: int) -> bytes:
+    """Drop the EXIF (but for its orientation), XMP and unknown chunks, and an ICCP over `max_icc`; fix
+    the RIFF size and the VP8X flags. The image chunks are copied byte for byte."""
+    (riff_size,) = struct.unpack_from("<I", data, 4)
+    end = min(len(data), 8 + riff_size)
+    view = memoryview(data)
+    parts: list[bytes | memoryview] = []
+    vp8x: int | None = None  # its index in parts
+    has_icc = has_exif = changed = False
+    pos = 12
+    while pos + 8 <= end:
+        fourcc = bytes(view[pos : pos + 4])
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        if pos + 8 + length > end:
+            raise CorruptImageError(f"WebP chunk {fourcc!r} at offset {pos} is truncated")
+        chunk_end = min(end, pos + 8 + length + (length & 1))
+        payload = view[pos + 8 : pos + 8 + length]
+        if fourcc in _WEBP_IMAGE or (fourcc == b"ICCP" and length <= max_icc):
+            if fourcc == b"VP8X":
+                if length < 10:
+                    raise CorruptImageError("WebP VP8X chunk is too short")
+                vp8x = len(parts)
+            has_icc = has_icc or fourcc == b"ICCP"
+            parts.append(view[pos:chunk_end])
+        else:
+            kept = _orientation_exif(payload) if fourcc == b"EXIF" else None
+            if kept is not None and kept == payload:
+                has_exif = True
+                parts.append(view[pos:chunk_end])
+            else:
+                changed = True
+                if kept is not None:
+                    has_exif = True
+                    parts.append(b"EXIF" + struct.pack("<I", len(kept)) + kept + b"\0" * (len(kept) & 1))
+        pos = chunk_end
+    if pos < end:
+        raise CorruptImageError("WebP truncated inside a chunk header")
+    if not changed and end == len(data):
+        return data
+    if vp8x is not None:
+        chunk = bytearray(parts[vp8x])
+        flags = chunk[8] & ~(_VP8X_ICC | _VP8X_EXIF | _VP8X_XMP)
+        chunk[8] = flags | (_VP8X_ICC if has_icc else 0) | (_VP8X_EXIF if has_exif else 0)
+        parts[vp8x] = bytes(chunk)
+    body = b"".join(parts)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
+
+
+def strip_metadata(data: bytes, *, max_icc_profile: int = MAX_ICC_PROFILE) -> bytes:
+    """An uploaded PNG, JPEG or WebP without the metadata that doesn't change its pixels, for the WebUI.
+
+    Byte-level, O(size): chunks and segments are copied or left out, pixels are never decoded or
+    re-encoded, and what is kept is byte for byte what it was (PNG CRCs stay valid).
+
+    * PNG: ancillary chunks go (text, eXIf, tIME, pHYs, bKGD, APNG frames, private ones, ...) except
+      those that change rendering: tRNS, gAMA, cHRM, sRGB, sBIT, cICP, mDCV, cLLI and an iCCP of at
+      most `max_icc_profile` bytes. Bytes after IEND go.
+    * JPEG: APP1-APP15 and COM go (EXIF, XMP, Photoshop, MPF, ...), except APP14 "Adobe" and an ICC
+      profile (APP2) of at most `max_icc_profile` bytes; so does anything after EOI.
+    * WebP: EXIF, XMP and unknown chunks go, and an ICCP over the bound; the RIFF size and the VP8X
+      flags are fixed.
+
+    An EXIF Orientation other than 1 is kept as a minimal EXIF holding only it, so the image is shown
+    (and generated from) the way it was. Read the infotext (`read_parameters`) from the original
+    bytes: it is gone here. Returns `data` itself when there is nothing to drop. Sync: run it in a
+    thread. Raises `UnsupportedImageError` for other formats and `CorruptImageError` when the structure
+    is damaged (the caller may then send the bytes as they are).
+    """
+    kind = image_format(data)
+    if kind == "png":
+        return _strip_png(data, max_icc_profile)
+    if kind == "jpg":
+        return _strip_jpeg(data, max_icc_profile)
+    if kind == "webp":
+        return _strip_webp(data, max_icc_profile)
+    raise UnsupportedImageError("not a PNG, JPEG or WebP image")
+
+
+# --------------------------------------------------------------------------------------------------
 # Fitting under an upload limit
 # --------------------------------------------------------------------------------------------------
 
@@ -532,7 +778,7 @@ class FitResult:
 
     data: bytes
     extension: str  # 'png' | 'webp' | 'jpg'
-    note: str | None
+    note: Text | None
 
 
 _WEBP_QUALITIES = (90, 80, 70)
@@ -570,7 +816,6 @@ def fit_to_limit(
     infotext: str | None,
     *,
     max_pixels: int = 64_000_000,
-    limit_name: str = "the",
 ) -> FitResult:
     """Return `data` unchanged if ``len(data) <= limit``, else re-encode it to fit.
 
@@ -581,8 +826,8 @@ def fit_to_limit(
     (``UNICODE\\0`` + UTF-16-BE, Exif IFD tag 0x9286) so `read_parameters` returns it. With
     `infotext` None, the source image's own parameters (if any) are carried over.
 
-    The note reads e.g. ``"re-encoded as WebP (q90) to fit the 10.0 MiB limit"``;
-    ``limit_name="Discord's"`` gives ``"… to fit Discord's 10.0 MiB limit"``.
+    The note is a message for the user: `note.reencoded` (format, quality, limit) or `note.downscaled`
+    (w, h, format, quality, limit), e.g. "re-encoded as WebP (q90) to fit the 10.0 MiB limit".
 
     Raises `UnsupportedImageError` (not PNG/JPEG/WebP), `ImageTooLargeError` (more than
     `max_pixels` pixels; checked from the header before decoding; Pillow's own global bomb limit
@@ -626,7 +871,7 @@ def fit_to_limit(
         image = image.convert("RGB")
 
     best = len(data)
-    limit_text = f"{limit_name} {_human_size(limit)} limit"
+    limit_text = _human_size(limit)
 
     def attempt(img, fmt: str, qualities: tuple[int, ...]) -> tuple[bytes, int] | None:
         nonlocal best
@@ -645,7 +890,7 @@ def fit_to_limit(
     for fmt, qualities in (("webp", _WEBP_QUALITIES), ("jpg", _JPEG_QUALITIES)):
         hit = attempt(image, fmt, qualities)
         if hit is not None:
-            return FitResult(hit[0], fmt, f"re-encoded as {label[fmt]} (q{hit[1]}) to fit {limit_text}")
+            return FitResult(hit[0], fmt, T("note.reencoded", format=label[fmt], quality=hit[1], limit=limit_text))
 
     current = image
     for _ in range(_MAX_ROUNDS):
@@ -657,10 +902,8 @@ def fit_to_limit(
         for fmt in ("webp", "jpg"):
             hit = attempt(current, fmt, (_DOWNSCALE_QUALITY,))
             if hit is not None:
-                note = (
-                    f"downscaled to {new_size[0]}×{new_size[1]} and re-encoded as "
-                    f"{label[fmt]} (q{hit[1]}) to fit {limit_text}"
-                )
+                note = T("note.downscaled", w=new_size[0], h=new_size[1], format=label[fmt], quality=hit[1],
+                         limit=limit_text)
                 return FitResult(hit[0], fmt, note)
     raise CannotFitError(f"could not re-encode the image under {_human_size(limit)}")
 

@@ -39,6 +39,7 @@ from bot.errors import (
     WebUITimeoutError,
     WebUIValidationError,
 )
+from bot.text import T
 
 from .errors import error_from_response
 from .errors import short as _short
@@ -158,11 +159,10 @@ def decode_generation_response(raw: bytes, elapsed: float) -> GenerationResult:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
-                                 detail=_short(str(exc))) from None
+        raise WebUIResponseError(T("failure.bad_answer"), detail=_short(f"generation response is not JSON: {exc}")) from None
     if not isinstance(data, dict) or not isinstance(data.get("images", []), list):
-        raise WebUIResponseError("The WebUI sent a generation response without an image list.",
-                                 detail=_short(raw[:200].decode("utf-8", "replace")))
+        raise WebUIResponseError(T("failure.bad_answer"), detail=_short("generation response without an image list: "
+                                                            + raw[:200].decode("utf-8", "replace")))
     items = data.get("images") or []
     images: list[bytes] = []
     skipped = 0
@@ -213,10 +213,10 @@ def _decode_extra(raw: bytes) -> ExtraResult:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise WebUIResponseError("The WebUI sent an upscale response that is not JSON.") from None
+        raise WebUIResponseError(T("failure.bad_answer"), detail="upscale response is not JSON") from None
     image = _b64_image(data.get("image")) if isinstance(data, dict) else None
     if image is None:
-        raise WebUIResponseError("The WebUI's upscale response has no image.")
+        raise WebUIResponseError(T("failure.bad_answer"), detail="upscale response has no image")
     html = data.get("html_info")
     return ExtraResult(image=image, html_info=html if isinstance(html, str) else "")
 
@@ -286,7 +286,7 @@ class WebUIClient:
         # built by hand: aiohttp.BasicAuth / auth= are deprecated in aiohttp 3.14 and encode_basic_auth is new
         self._auth_header = _basic_auth(*self._auth_pair) if self._auth_pair else None
         shown = str(self._base)
-        self.display_url: str = shown[:-1] if shown.endswith("/") else shown
+        self.display_url: str = shown.removesuffix("/")
         self.name = name or self.display_url
         self.generation_timeout = generation_timeout
         self.catalogue_timeout = catalogue_timeout
@@ -362,27 +362,29 @@ class WebUIClient:
                     raw = await resp.read()
         except aiohttp.ConnectionTimeoutError as exc:
             raise WebUIConnectionError(
-                f"Can't reach the WebUI at {self.display_url} (no answer to the connection) — "
-                "is it running with --api?", backend=self.display_url, detail=type(exc).__name__,
-                reached=False) from None
+                T("failure.unreachable"), backend=self.display_url, reached=False,
+                detail=f"can't reach {self.display_url} (no answer to the connection; {type(exc).__name__}): "
+                       "is it running with --api?") from None
         except TimeoutError:
-            what = "finish the job" if timeout is self._generation_t else "answer"
+            key = "failure.timeout_job" if timeout is self._generation_t else "failure.timeout_answer"
             raise WebUITimeoutError(
-                f"The WebUI at {self.display_url} did not {what} within {limit:g} s.",
-                backend=self.display_url, detail=f"{method} /{path} timed out") from None
+                T(key, seconds=f"{limit:g}"), backend=self.display_url,
+                detail=f"{self.display_url}: {method} /{path} got no answer within {limit:g} s") from None
         except aiohttp.ClientConnectorError as exc:
             raise WebUIConnectionError(
-                f"Can't reach the WebUI at {self.display_url} — is it running with --api?",
-                backend=self.display_url, detail=_short(_os_error_text(exc)), reached=False) from None
+                T("failure.unreachable"), backend=self.display_url, reached=False,
+                detail=_short(f"can't reach {self.display_url} ({_os_error_text(exc)}): is it running with --api?"),
+            ) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
                 aiohttp.ClientConnectionError) as exc:
             raise WebUIConnectionError(
-                f"The connection to the WebUI at {self.display_url} broke off — is it still running?",
-                backend=self.display_url, detail=_short(f"{type(exc).__name__}: {exc}")) from None
+                T("failure.broke_off"), backend=self.display_url,
+                detail=_short(f"the connection to {self.display_url} broke off ({type(exc).__name__}: {exc})"),
+            ) from None
         except aiohttp.ClientError as exc:
             raise WebUIConnectionError(
-                f"Can't talk to the WebUI at {self.display_url}: {type(exc).__name__}.",
-                backend=self.display_url, detail=_short(str(exc))) from None
+                T("failure.unreachable"), backend=self.display_url,
+                detail=_short(f"can't talk to {self.display_url}: {type(exc).__name__}: {exc}")) from None
         elapsed = time.monotonic() - started
         log.debug("%s %s /%s -> %d (%d bytes, %.2fs)", self.name, method, path, status, len(raw), elapsed)
         if not 200 <= status < 300:
@@ -399,8 +401,9 @@ class WebUIClient:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise WebUIResponseError(
-                f"The WebUI at {self.display_url} sent a /{path} answer sdcord can't read (not JSON).",
-                backend=self.display_url, status=200, detail=_short(raw[:200].decode("utf-8", "replace"))) from None
+                T("failure.bad_answer"), backend=self.display_url, status=200,
+                detail=_short(f"{self.display_url} sent a /{path} answer that is not JSON: "
+                              + raw[:200].decode("utf-8", "replace"))) from None
 
     async def _get_list(self, path: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
         try:
@@ -410,8 +413,8 @@ class WebUIClient:
                 return []
             raise
         if not isinstance(data, list):
-            raise WebUIResponseError(f"The WebUI at {self.display_url} sent a /{path} answer that is not a list.",
-                                     backend=self.display_url, status=200)
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail=f"{self.display_url} sent a /{path} answer that is not a list")
         return [item for item in data if isinstance(item, dict)]
 
     # ---------------------------------------------------------------- generation
@@ -464,7 +467,8 @@ class WebUIClient:
         _, raw, _ = await self._request("POST", "sdapi/v1/png-info", payload=payload, timeout=self._catalogue_t)
         data = self._parse_small(raw, "sdapi/v1/png-info")
         if not isinstance(data, dict):
-            raise WebUIResponseError("The WebUI's png-info answer is not an object.", backend=self.display_url, status=200)
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail="the png-info answer is not an object")
         return data
 
     # ---------------------------------------------------------------- progress and control
@@ -477,8 +481,8 @@ class WebUIClient:
         try:
             return await asyncio.to_thread(_decode_progress, raw) if len(raw) > 65536 else _decode_progress(raw)
         except (orjson.JSONDecodeError, _Malformed):
-            raise WebUIResponseError(f"The WebUI at {self.display_url} sent a progress answer sdcord can't read.",
-                                     backend=self.display_url, status=200) from None
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail=f"{self.display_url} sent a progress answer sdcord can't read") from None
 
     async def interrupt(self) -> None:
         """POST /sdapi/v1/interrupt: the running job (whoever's) stops at its next step and returns 200."""
@@ -521,7 +525,8 @@ class WebUIClient:
         """GET /sdapi/v1/options (read only: sdcord never POSTs options; it uses override_settings)."""
         data = await self._get_json("sdapi/v1/options")
         if not isinstance(data, dict):
-            raise WebUIResponseError("The WebUI's options answer is not an object.", backend=self.display_url, status=200)
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail="the options answer is not an object")
         return data
 
     # ---------------------------------------------------------------- doctor
@@ -553,8 +558,8 @@ class WebUIClient:
         models = await self._get_json("sdapi/v1/sd-models")
         if not isinstance(models, list):
             raise WebUIResponseError(
-                f"The server at {self.display_url} answered, but not like a Stable Diffusion WebUI.",
-                backend=self.display_url, status=200)
+                T("failure.not_webui"), backend=self.display_url, status=200,
+                detail=f"the server at {self.display_url} answered, but not like a Stable Diffusion WebUI")
         out["api"] = True
         out["models"] = len(models)
         (sched_status, _), (modules_status, _), (version_status, version_body) = await asyncio.gather(

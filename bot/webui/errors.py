@@ -1,6 +1,6 @@
 """Turn a WebUI's non-2xx answer into the matching WebUIError (reference §10: the status code plus the
-body's `error` field). `.message` is one user-facing sentence without credentials; `.detail` keeps
-the server's own text for the log."""
+body's `error` field). `.message` is a message for the user (plain words, never the server's raw text); `.detail`
+keeps the server's own text for the log and the error id."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bot.errors import (
     WebUIServerError,
     WebUIValidationError,
 )
+from bot.text import T
 
 __all__ = ["error_from_response", "short"]
 
@@ -83,38 +84,32 @@ def error_from_response(status: int, raw: bytes, *, backend: str, path: str, had
     common = {"backend": backend, "status": status, "detail": detail}
 
     if status in (401, 403):
-        if had_auth:
-            msg = f"The WebUI at {backend} rejected sdcord's username or password."
-        else:
-            msg = f"The WebUI at {backend} needs a username and password (it was started with --api-auth)."
-        return WebUIAuthError(msg, **common)
+        return WebUIAuthError(T("failure.auth" if had_auth else "failure.auth_missing"), **common)
 
     if status == 422:
         raw_detail = body.get("detail") if isinstance(body, dict) else None
         fields = _validation_fields(raw_detail)
-        if fields:
-            summary = "; ".join(f"{name}: {msg}" for name, msg in fields[:5])
-            if len(fields) > 5:
-                summary += f" (and {len(fields) - 5} more)"
-            msg = f"The WebUI rejected the request: {short(summary)}."
-        else:
-            msg = f"The WebUI rejected the request: {short(detail) or 'invalid request'}."
-        return WebUIValidationError(msg, fields=fields, **common)
+        if fields:  # field names are short and safe to show; what pydantic said about them goes to the log
+            names = ", ".join(dict.fromkeys(name for name, _ in fields[:5]))
+            return WebUIValidationError(T("failure.rejected_fields", fields=names), fields=fields, **common)
+        return WebUIValidationError(T("failure.rejected"), fields=fields, **common)
 
     if status >= 500:
         lowered = detail.lower()
         oom = error_type == "OutOfMemoryError" or "out of memory" in lowered
         if oom:
-            msg = "The WebUI ran out of memory on its GPU; try a smaller size, fewer images or no hires fix."
-        elif error_type and error_type != "HTTPException":
-            msg = f"The WebUI failed with {error_type}: {short(detail, 200) or 'no details'}."
+            msg = T("failure.oom")
+        elif error_type == "NansException" or "nans was produced" in lowered or "all nans" in lowered:
+            msg = T("failure.nan")
+        elif error_type and error_type != "HTTPException" and error_type.isidentifier():
+            msg = T("failure.server_error", error=error_type[:60])
         else:
-            msg = f"The WebUI answered HTTP {status}: {short(detail, 200) or 'no details'}."
+            msg = T("failure.server_status", status=status)
         return WebUIServerError(msg, error_type=error_type, out_of_memory=oom, **common)
 
     if status == 404 and detail in ("Not Found", ""):
-        msg = (f"The WebUI at {backend} has no /{path} endpoint; is it running with --api "
-               "(and is the URL the WebUI's own address)?")
-        return WebUIResponseError(msg, **common)
-    msg = f"The WebUI answered HTTP {status}: {short(detail, 200) or 'no details'}."
-    return WebUIResponseError(msg, **common)
+        return WebUIResponseError(T("failure.no_api"),
+                                  **{**common, "detail": f"{backend} has no /{path} endpoint (started without --api?)"})
+    if status == 404 and "sampler not found" in detail.lower():
+        return WebUIResponseError(T("failure.sampler_not_found"), **common)
+    return WebUIResponseError(T("failure.server_status", status=status), **common)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from bot.errors import WebUIResponseError
+from bot.text import T
 
 from .errors import short
 
@@ -194,8 +195,8 @@ class GenerationStream:
         if self._state == _RAW:
             return images, None, bytes(self._rest)
         if self._state != _TAIL:
-            raise WebUIResponseError("The WebUI's generation response ended in the middle of its image list.",
-                                     detail=f"{len(self._slots)} item(s) read")
+            raise WebUIResponseError(T("failure.bad_answer"), detail=f"the generation response ended in the middle of its image "
+                                                        f"list ({len(self._slots)} item(s) read)")
         tail = bytes(self._rest).strip()
         try:
             if tail.startswith(b","):
@@ -205,8 +206,7 @@ class GenerationStream:
             else:
                 raise orjson.JSONDecodeError("unexpected", tail.decode("utf-8", "replace"), 0)
         except orjson.JSONDecodeError as exc:
-            raise WebUIResponseError("The WebUI sent a generation response that is not JSON.",
-                                     detail=short(str(exc))) from None
+            raise WebUIResponseError(T("failure.bad_answer"), detail=short(f"generation response is not JSON: {exc}")) from None
         if not isinstance(data, dict):
-            raise WebUIResponseError("The WebUI sent a generation response sdcord can't read.")
+            raise WebUIResponseError(T("failure.bad_answer"), detail="the generation response is not an object")
         return images, data, None

@@ -5,6 +5,7 @@ import pytest
 from bot.config import Settings
 from bot.core.catalogue import Catalogue
 from bot.core.payload import DrawOptions, build_request
+from bot.discord_app.catalog import english
 from bot.errors import OptionError
 from tests.support.fixtures import fixture
 
@@ -22,7 +23,7 @@ def catalogue() -> Catalogue:
 def problems(settings: Settings = SETTINGS, catalogue: Catalogue | None = None, **kw: object) -> list[str]:
     with pytest.raises(OptionError) as info:
         build_request(DrawOptions(**{"prompt": "a cat", **kw}), settings, catalogue)  # type: ignore[arg-type]
-    return info.value.problems
+    return [english(p) for p in info.value.problems]  # what an English-speaking user reads
 
 
 def test_defaults_are_the_documented_ones_not_the_api_defaults() -> None:
@@ -82,14 +83,15 @@ def test_all_bad_options_are_reported_together() -> None:
 
 def test_pixel_limit_counts_width_times_height() -> None:
     got = problems(width=1024, height=1032)
-    assert got == ["`width` x `height` is 1024x1032 = 1,056,768 pixels; the limit is 1,048,576 pixels per image."]
+    assert got == ["`width` × `height` is 1024×1032 = 1,056,768 pixels; the limit is 1,048,576 pixels per image."]
     assert build_request(DrawOptions("x", width=1024, height=1024), SETTINGS).payload["width"] == 1024
 
 
 def test_sizes_are_rounded_to_multiples_of_8_and_the_user_is_told() -> None:
     built = build_request(DrawOptions("x", width=500, height=515), SETTINGS)
     assert (built.payload["width"], built.payload["height"]) == (504, 512)
-    assert built.notes == ["width 500 rounded to 504 (multiples of 8)", "height 515 rounded to 512 (multiples of 8)"]
+    assert [english(n) for n in built.notes] == ["width 500 rounded to 504 (multiples of 8)",
+                                                  "height 515 rounded to 512 (multiples of 8)"]
 
 
 def test_limits_follow_configuration() -> None:
@@ -114,9 +116,9 @@ def test_names_are_resolved_against_the_webui_catalogue(catalogue: Catalogue) ->
 def test_unknown_names_are_refused_instead_of_silently_replaced(catalogue: Catalogue) -> None:
     got = problems(catalogue=catalogue, model="nope", sampler="DPM++ 9000", scheduler="Wobbly")
     assert got == [
-        "`model`: the WebUI has no model called 'nope'; pick one from the list.",
-        "`sampler`: the WebUI has no sampler called 'DPM++ 9000'; pick one from the list.",
-        "`scheduler`: the WebUI has no scheduler called 'Wobbly'; pick one from the list.",
+        "`model`: the WebUI has no “nope”; pick one from the list.",
+        "`sampler`: the WebUI has no “DPM++ 9000”; pick one from the list.",
+        "`scheduler`: the WebUI has no “Wobbly”; pick one from the list.",
     ]
 
 

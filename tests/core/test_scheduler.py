@@ -10,6 +10,7 @@ import pytest
 from bot.core.jobs import DrawRequest, Job, JobState, Origin
 from bot.core.limits import RateLimiter
 from bot.core.scheduler import Scheduler
+from bot.discord_app.catalog import english
 from bot.errors import Refused, WebUIConnectionError, WebUIServerError, WebUITimeoutError
 from bot.webui.client import Progress
 
@@ -114,7 +115,7 @@ async def test_admission_refuses_over_the_rate_and_over_the_queue_cap() -> None:
         jobs = [submit(s, 1, f"a{i}") for i in range(3)]
         with pytest.raises(Refused) as info:
             s.admit(1)
-        assert info.value.limit == "queue" and "3 jobs waiting or running" in info.value.message
+        assert info.value.limit == "queue" and "3 jobs waiting or running" in english(info.value.message)
         assert info.value.retry_in >= 1
         for job in jobs:
             backend.gates.setdefault(job.request.title, asyncio.Event()).set()
@@ -124,7 +125,7 @@ async def test_admission_refuses_over_the_rate_and_over_the_queue_cap() -> None:
         s.release(s.admit(1), refund=False)
         with pytest.raises(Refused) as info:
             s.admit(1)
-        assert info.value.limit == "rate" and "limit of 5 jobs per minute" in info.value.message
+        assert info.value.limit == "rate" and "5 jobs per person in 1 minute" in english(info.value.message)
         assert info.value.retry_in == pytest.approx(12.0)
     finally:
         await s.stop()
@@ -222,7 +223,7 @@ async def test_a_job_the_webui_may_have_started_is_never_run_twice() -> None:
     try:
         job = submit(s, 1, "x")
         await job.wait_done(5)
-        assert job.state is JobState.FAILED and "broke off" in str(job.error)
+        assert job.state is JobState.FAILED and "broke off" in english(job.error.message)
         assert b2.started == []
         other = submit(s, 1, "y")  # later jobs go to the healthy backend
         await settle()
@@ -244,7 +245,7 @@ async def test_when_every_backend_is_down_jobs_wait_then_fail_clearly() -> None:
         await asyncio.sleep(0.05)
         assert job.state is JobState.QUEUED and job.waiting_for_backend
         await job.wait_done(5)
-        assert job.state is JobState.FAILED and "No WebUI has been reachable" in str(job.error)
+        assert job.state is JobState.FAILED and "No image server has been reachable" in english(job.error.message)
     finally:
         await s.stop()
 
@@ -327,7 +328,7 @@ async def test_a_timeout_interrupts_the_webui_and_sends_nothing_until_it_is_idle
         backend.fail_next = WebUITimeoutError("did not finish within 1 s")
         first = submit(s, 1, "slow")
         await first.wait_done(5)
-        assert first.state is JobState.FAILED and "did not finish" in str(first.error)
+        assert first.state is JobState.FAILED and "did not finish" in english(first.error.message)
         assert backend.interrupts == 1
         second = submit(s, 2, "next")
         await settle()

@@ -44,20 +44,20 @@ async def test_an_unchanged_state_is_not_edited_again() -> None:
 def test_waiting_for_a_backend_is_said() -> None:
     j = job()
     j.waiting_for_backend = True
-    assert "waiting for a WebUI to come back" in progress_text(j, 1, 1, None)
+    assert "waiting for an image server to come back" in progress_text("en", j, 1, 1, None)
 
 
 def test_a_resumed_job_says_the_bot_restarted() -> None:
     j = job()
     j.resumed = True
-    assert progress_text(j, 1, 3, None).endswith("The bot restarted; running again.")
+    assert progress_text("en", j, 1, 3, None).endswith("The bot restarted; running again.")
     j.state = JobState.RUNNING
-    assert "The bot restarted; running again." in progress_text(j, None, 3, None)
+    assert "The bot restarted; running again." in progress_text("en", j, None, 3, None)
 
 
 def test_a_paused_job_says_it_continues_after_the_restart() -> None:
     j = job()
     j.pausing = True
-    text = progress_text(j, 1, 3, None)
+    text = progress_text("en", j, 1, 3, None)
     assert "The bot is restarting" in text and "continues after the restart" in text
     assert "Queued — position" not in text

@@ -10,6 +10,7 @@ from typing import Any
 
 import discord
 import pytest
+from PIL import Image
 
 from bot.core.engine import STORE_FILE
 from bot.discord_app.components import result_view
@@ -176,7 +177,10 @@ async def test_upscale_doubles_the_chosen_image_and_keeps_its_infotext(fake_disc
         route, body = demo_webui.received[-1]
         assert route == "extra-single-image"
         assert (body["upscaling_resize"], body["upscaler_1"], body["resize_mode"]) == (2.0, "R-ESRGAN 4x+", 0)
-        assert base64.b64decode(body["image"]) == first.attachments[1].data  # the chosen image, untouched
+        sent, chosen = base64.b64decode(body["image"]), first.attachments[1].data
+        assert png.read_parameters(sent) is None  # the chosen image without its metadata (its infotext read first)
+        with Image.open(io.BytesIO(sent)) as a, Image.open(io.BytesIO(chosen)) as b:
+            assert (a.mode, a.size, a.tobytes()) == (b.mode, b.size, b.tobytes())
         result = ix.original.attachments[0]
         assert png.png_dimensions(result.data) == (512, 384)
         assert png.read_parameters(result.data) == png.read_parameters(first.attachments[1].data)
@@ -201,7 +205,7 @@ async def test_edit_opens_a_prefilled_modal_and_runs_the_edited_request(fake_dis
         bad = await fake.submit_modal(fake.admin, fake.channel, ix.modal["custom_id"], {
             "edit:prompt": "a castle", "edit:negative": "", "edit:parameters": "make it nice"})
         await bad.wait_ack()
-        assert bad.ephemeral and "`Parameters` must be a line like" in bad.original.content
+        assert bad.ephemeral and "Parameters must be a line like" in bad.original.content
         assert len(demo_webui.received) == before
 
         ix = await fake.click(fake.admin, first, button(first, "edit"))

@@ -43,6 +43,7 @@ async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tm
     assert "sdcord stopped" in text
     assert "Unclosed" not in text and "Traceback" not in text  # everything was shut down, nothing cut off
     assert fake.token not in text  # the token is never logged
+    assert "PyNaCl" not in text and "davey" not in text  # no voice, so no warnings about voice libraries
 
 
 async def test_invalid_configuration_stops_startup_with_one_line_per_problem(tmp_path: Path) -> None:
@@ -93,7 +94,8 @@ async def test_doctor_reports_a_healthy_setup(demo_webui: Any, tmp_path: Path) -
     text = out.decode()
     assert proc.returncode == 0, text
     assert "WebUI reachable" in text and "DEFAULT_SAMPLER" in text and "All checks passed" in text
-    assert "\nDISCORD_TOKEN " in text and "set" in text
+    token = [line.split(maxsplit=2) for line in text.splitlines() if line.startswith("DISCORD_TOKEN")]
+    assert len(token) == 1 and token[0][1] == "ok" and token[0][2].startswith("set"), text
 
 
 async def test_doctor_fails_when_the_webui_is_unreachable(tmp_path: Path) -> None:
@@ -102,8 +104,39 @@ async def test_doctor_fails_when_the_webui_is_unreachable(tmp_path: Path) -> Non
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
     text = out.decode()
     assert proc.returncode == 1
-    assert "FAIL" in text and "reach the WebUI" in text
+    assert "FAIL" in text and "can't reach http" in text
     assert "DISCORD_TOKEN" in text  # missing token is reported too
+
+
+async def test_doctor_reports_a_missing_token_as_one_failure(demo_webui: Any, tmp_path: Path) -> None:
+    for extra, problems in (({"WEBUI_URL": demo_webui.url}, 1), ({"MAX_STEPS": "many"}, 2)):
+        proc = await sdcord("doctor", env=clean_env(tmp_path, **extra), cwd=tmp_path)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        text = out.decode()
+        assert proc.returncode == 1, text  # the bot can't start without a token
+        token = [line.split(maxsplit=2) for line in text.splitlines() if "DISCORD_TOKEN" in line]
+        assert len(token) == 1, text
+        assert token[0][:2] == ["DISCORD_TOKEN", "FAIL"] and token[0][2].startswith("not set"), text
+        assert f"{problems} problem(s) found." in text, text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "discord.invalid"])
+async def test_no_network_at_start_is_one_clear_line_and_a_failure(tmp_path: Path, host: str) -> None:
+    """Discord can't be reached at login (connection refused, DNS failure): one line, no traceback."""
+    base = f"http://{host.format(port=free_port())}"
+    env = clean_env(tmp_path, DISCORD_TOKEN="x.y.z", DISCORD_API_BASE=f"{base}/api/v10",
+                    DISCORD_GATEWAY_URL=f"ws://{host.format(port=free_port())}", DISCORD_GUILD_IDS="1",
+                    WEBUI_URL=f"http://127.0.0.1:{free_port()}")
+    proc = await sdcord(env=env, cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 1, text
+    lines = [line for line in text.splitlines() if "Discord" in line and "ERROR" in line]
+    assert len(lines) == 1, text
+    assert f"Cannot reach Discord ({base}): " in lines[0] and lines[0].endswith("; check the network"), text
+    assert ("refused" if host.startswith("127.") else "DNS lookup of discord.invalid failed") in lines[0], text
+    assert "Traceback" not in text and "Unclosed" not in text and "Error" not in text.replace(lines[0], ""), text
+    assert "PyNaCl" not in text and "davey" not in text, text
 
 
 async def test_doctor_checks_every_backend(demo_webui: Any, tmp_path: Path) -> None:

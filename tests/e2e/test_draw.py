@@ -101,7 +101,7 @@ async def test_bad_options_get_an_ephemeral_reason_and_cost_the_webui_nothing(en
     assert "`batch` must be between 1 and 4 (got 9)." in ix.original.content
     ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "x", "sampler": "Nonsense 3000"})
     await ix.wait_ack()
-    assert ix.ephemeral and "no sampler called 'Nonsense 3000'" in ix.original.content
+    assert ix.ephemeral and "`sampler`: the WebUI has no “Nonsense 3000”" in ix.original.content
     assert len(demo.received) == before
 
 
@@ -130,7 +130,7 @@ async def test_webui_down_the_job_waits_says_so_and_finishes_when_it_is_back(env
     await demo.stop()
     ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
     assert await ix.wait_ack() < 3.0
-    await ix.wait_for(lambda i: i.original is not None and "waiting for a WebUI" in i.original.content, timeout=10)
+    await ix.wait_for(lambda i: i.original is not None and "waiting for an image server" in i.original.content, timeout=10)
     assert not ix.original.attachments
     await demo.start("127.0.0.1", port)
     msg = await finished(ix, timeout=20)
@@ -147,7 +147,7 @@ async def test_webui_down_past_the_wait_limit_fails_clearly(fake_discord: Any, d
         await demo_webui.stop()
         ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
         msg = await finished(ix, timeout=15)
-        assert "❌" in msg.content and "No WebUI has been reachable" in msg.content and "error id" in msg.content
+        assert "❌" in msg.content and "No image server has been reachable" in msg.content and "error id" in msg.content
 
 
 async def test_webui_errors_are_explained(env: Any) -> None:
@@ -155,7 +155,7 @@ async def test_webui_errors_are_explained(env: Any) -> None:
     demo.inject_error("txt2img", 500)  # CUDA out of memory, A1111 body
     ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a cat"})
     msg = await finished(ix)
-    assert "out of memory" in msg.content.lower() and "error id" in msg.content
+    assert "out of GPU memory" in msg.content and "error id" in msg.content
 
 
 async def test_unexpected_errors_reach_the_user_with_an_error_id_and_the_log(
@@ -212,7 +212,7 @@ async def test_global_sync_happens_only_when_the_schema_changed(fake_discord: An
                    if method == "PUT" and path.endswith("/commands") and "/guilds/" not in path)
 
     async with running_bot(fake_discord, settings):
-        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo", "settings", "prefer",
+        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo", "settings", "prefer", "help",
                                                                   "Show parameters", "Reroll"}
     assert global_puts() == 1
     async with running_bot(fake_discord, settings):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,45 @@ async def test_img2img_sends_the_uploaded_image_with_the_strength(env: Any) -> N
     assert route == "img2img" and base64.b64decode(body["init_images"][0]) == upload
 
 
+def chunk(ctype: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
+
+
+def pixels(data: bytes) -> tuple[str, tuple[int, int], bytes]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.mode, image.size, image.tobytes()
+
+
+async def test_img2img_sends_the_upload_without_its_metadata(fake_discord: Any, demo_webui: Any,
+                                                            tmp_path: Path) -> None:
+    """An 8 MB text chunk (or any other metadata) in an upload is not sent to the WebUI, nor kept as the
+    job's input: only the chunks that make the picture, byte for byte."""
+    fake, demo = fake_discord, demo_webui
+    clean = noisy_png((160, 120))
+    source = png.add_text_chunk(clean, "parameters", "an old prompt\nSteps: 20, Sampler: Euler a, Seed: 7")
+    source = source[:33] + chunk(b"tEXt", b"Huge\x00" + b"x" * (8 * 1024 * 1024)) + chunk(b"tIME", bytes(7)) \
+        + source[33:]
+    settings = bot_settings(fake, demo.url, tmp_path, max_input_image_bytes=16 * 1024 * 1024)
+    async with running_bot(fake, settings) as bot:
+        att = fake.make_attachment(source, "huge.png", "image/png")
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a painting", "init_image": att})
+        await ix.wait_for(finished, timeout=30)
+        route, body = demo.received[-1]
+        assert route == "img2img"
+        sent = base64.b64decode(body["init_images"][0])
+        assert {c.type for c in png.iter_chunks(sent)} == {b"IHDR", b"IDAT", b"IEND"}  # CRCs checked too
+        assert sent == clean and pixels(sent) == pixels(source)
+        assert len(body["init_images"][0]) < len(clean) * 4 // 3 + 4
+        await bot.engine.flush()
+        stored = [p.read_bytes() for p in (tmp_path / "inputs").iterdir()]
+        assert stored == [clean]  # the job's input, for Reroll, is the stripped image too
+        assert ix.original.attachments and "❌" not in ix.original.content
+
+
 @pytest.mark.parametrize(("data", "filename", "content_type", "expected"), [
     (b"hello, I am text", "notes.txt", "text/plain", "`init_image` must be a PNG, JPEG or WebP image"),
-    (os.urandom(2 * 1024 * 1024), "huge.png", "image/png", "`init_image` is 2.0 MB; the limit is 1 MB."),
+    (os.urandom(2 * 1024 * 1024), "huge.png", "image/png", "`init_image` is 2.0 MiB; the limit is 1 MiB."),
     (b"hello, I am text", "sneaky.png", "image/png", "`init_image` isn't a PNG, JPEG or WebP image."),
     ("truncated", "cut.png", "image/png", "`init_image` is damaged or incomplete"),
     ("bomb", "bomb.png", "image/png", "`init_image` is too large to process"),
@@ -105,17 +143,18 @@ async def test_upscale_command_keeps_the_infotext(env: Any) -> None:
     route, body = demo.received[-1]
     assert route == "extra-single-image"
     assert (body["upscaling_resize"], body["upscaler_1"]) == (3.0, "Lanczos")
-    assert base64.b64decode(body["image"]) == source
+    sent = base64.b64decode(body["image"])
+    assert png.read_parameters(sent) is None and pixels(sent) == pixels(source)  # the WebUI gets no metadata
     result = ix.original.attachments[0]
     assert png.png_dimensions(result.data) == (384, 288)
-    assert png.read_parameters(result.data) == png.read_parameters(source)
+    assert png.read_parameters(result.data) == png.read_parameters(source)  # read from the upload before
 
     before = len(demo.received)
     big = fake.make_attachment(noisy_png((400, 400)), "big.png", "image/png")
     ix = await fake.invoke(fake.alice, fake.channel, "upscale", {"image": big, "scale": 4})
-    assert "`scale` 4x of 400x400 makes 1600x1600" in await answer(ix)
+    assert "`scale` 4× of 400×400 makes 1600×1600" in await answer(ix)
     ix = await fake.invoke(fake.alice, fake.channel, "upscale", {"image": att, "upscaler": "Magic 9000"})
-    assert "no upscaler called 'Magic 9000'" in await answer(ix)
+    assert "`upscaler`: the WebUI has no “Magic 9000”" in await answer(ix)
     assert len(demo.received) == before
 
 

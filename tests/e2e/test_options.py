@@ -48,9 +48,9 @@ async def test_hires_cannot_bypass_the_pixel_limit(env: Any) -> None:
     fake, demo, _ = env
     before = len(demo.received)
     msg = await run(fake, prompt="big", width=768, height=768, hires=2.0)
-    assert "`hires` 2x of 768x768 makes 1536x1536 = 2,359,296 pixels; the limit is 1,048,576" in msg.content
+    assert "`hires` 2× of 768×768 makes 1536×1536 = 2,359,296 pixels; the limit is 1,048,576" in msg.content
     msg = await run(fake, prompt="x", lora="no-such-lora", style="Nope")
-    assert "no lora called 'no-such-lora'" in msg.content and "no style called 'Nope'" in msg.content
+    assert "`lora`: the WebUI has no “no-such-lora”" in msg.content and "`style`: the WebUI has no “Nope”" in msg.content
     assert len(demo.received) == before
 
 

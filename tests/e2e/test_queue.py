@@ -60,7 +60,7 @@ async def test_one_user_firing_ten_draws_gets_the_allowed_number_and_clear_refus
         ixs = [await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": f"dog {i}"}) for i in range(3)]
         await asyncio.gather(*(ix.wait_ack() for ix in ixs))
         assert [ix.deferred for ix in ixs] == [True, True, False]
-        assert "limit of 5 jobs per minute" in ixs[2].original.content
+        assert "5 jobs per person in 1 minute" in ixs[2].original.content
         assert re.search(r"Try again <t:\d+:R>\.", ixs[2].original.content)
         await asyncio.gather(*(finished(ix) for ix in ixs[:2]))
         assert len(prompts_received(demo)) == 5  # refusals cost the WebUI nothing
@@ -214,7 +214,7 @@ async def test_status_shows_backends_queue_and_my_jobs(fake_discord: Any, demo_w
         await ix.wait_ack()
         text = ix.original.content
         assert ix.ephemeral
-        assert "`#1` 🟢 up, busy" in text and "**Queue**: 1 waiting" in text
+        assert "`#1` 🟢 up, busy" in text and "**Queue**: 1 job waiting" in text
         assert "queued, position 1 — my queued job" in text and "busy" not in text.split("**Your jobs**")[1]
         # Any kind of job is listed by what it is, upscales included.
         await finished(first)
@@ -275,7 +275,7 @@ async def test_a_timed_out_generation_is_interrupted_and_never_overlaps_the_next
     async with running_bot(fake, settings):
         slow = await draw(fake, fake.alice, "too slow", steps=20)
         quick = await draw(fake, fake.admin, "quick one", steps=2)
-        await slow.wait_for(lambda i: i.original is not None and "did not finish" in i.original.content, timeout=20)
+        await slow.wait_for(lambda i: i.original is not None and "didn't finish the job" in i.original.content, timeout=20)
         await finished(quick)
     assert demo.max_in_flight == 1  # the abandoned generation was stopped before the next was sent
     assert prompts_received(demo) == ["too slow", "quick one"]

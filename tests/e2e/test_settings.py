@@ -47,7 +47,7 @@ async def test_settings_is_for_admins_only(env: Any) -> None:
     with pytest.raises(InvalidInvocation):  # hidden from plain members by default permissions
         await fake.invoke(fake.alice, fake.channel, "settings show", {})
     text = await say(fake, fake.alice, "settings nsfw", {"mode": "refuse"}, check_permissions=False)
-    assert "You need the Manage Guild permission" in text  # and checked again at run time
+    assert "You need the Manage Server permission" in text  # and checked again at run time
     assert "Refuse" not in await say(fake, fake.admin, "settings show", {})
     assert "**NSFW policy**: off" in await say(fake, fake.admin, "settings show", {})
 
@@ -138,12 +138,12 @@ async def test_presets_resolve_explicit_then_preset_then_user_then_server_then_g
     assert (demo.received[-1][1]["steps"], demo.received[-1][1]["negative_prompt"]) == (30, "")
 
     ix = await draw(fake, fake.alice, preset="nope")
-    assert ix.ephemeral and "no preset called 'nope'" in ix.original.content
+    assert ix.ephemeral and "no preset called “nope”" in ix.original.content
     choices = await fake.autocomplete(fake.alice, fake.channel, "draw", {"prompt": "x", "preset": "fa"},
                                       focused="preset")
     assert [c["value"] for c in choices] == ["fast"]
     assert "deleted" in await say(fake, fake.alice, "prefer delete", {"name": "fast"})
-    assert "no sampler called" in await say(fake, fake.alice, "prefer save", {"name": "x", "sampler": "Bogus"})
+    assert "`sampler`: the WebUI has no “Bogus”" in await say(fake, fake.alice, "prefer save", {"name": "x", "sampler": "Bogus"})
 
 
 def free_port() -> int:

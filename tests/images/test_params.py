@@ -389,7 +389,7 @@ def test_options_out_of_range_values_are_left_for_the_payload_builder() -> None:
     assert (opts.width, opts.height) == (4096, 4096)
     with pytest.raises(OptionError) as info:
         build_request(opts, SETTINGS)
-    refused = [p.split(" ")[0] for p in info.value.problems]
+    refused = [f"`{p.args['option']}`" for p in info.value.problems]
     assert refused == ["`steps`", "`cfg_scale`", "`seed`", "`width`", "`height`"]
 
 

@@ -15,7 +15,10 @@ import zlib
 import pytest
 from PIL import Image, PngImagePlugin
 
+from bot.text import T
+
 from bot.images.png import (
+    MAX_ICC_PROFILE,
     PNG_SIGNATURE,
     CannotFitError,
     CorruptImageError,
@@ -33,6 +36,7 @@ from bot.images.png import (
     png_dimensions,
     read_parameters,
     read_text_chunks,
+    strip_metadata,
 )
 from tests.support.fixtures import fixture
 
@@ -508,22 +512,20 @@ def test_fit_unchanged_when_under_limit(big_noisy_png):
 )
 def test_fit_large_noisy_png_under_limit_keeps_infotext(big_noisy_png, limit, limit_text):
     assert len(big_noisy_png) > 3_000_000
-    result = fit_to_limit(big_noisy_png, limit, INFOTEXT, limit_name="Discord's")
+    result = fit_to_limit(big_noisy_png, limit, INFOTEXT)
     assert len(result.data) <= limit
     assert result.extension in ("webp", "jpg")
     assert image_format(result.data) == result.extension
     assert read_parameters(result.data) == INFOTEXT
-    assert re.fullmatch(
-        rf"(downscaled to \d+×\d+ and )?re-encoded as (WebP|JPEG) \(q\d+\) "
-        rf"to fit Discord's {limit_text} limit",
-        result.note,
-    ), result.note
-    assert ("WebP" in result.note) == (result.extension == "webp")
+    note = result.note
+    assert note.key in ("note.reencoded", "note.downscaled"), note
+    assert note.args["limit"] == limit_text and note.args["quality"] in (90, 80, 70, 85)
+    assert note.args["format"] == {"webp": "WebP", "jpg": "JPEG"}[result.extension]
     with Image.open(io.BytesIO(result.data)) as image:
         image.load()
         assert image.mode == "RGB"
-        if result.note.startswith("downscaled"):
-            assert image.width < 1024 and f"{image.width}×{image.height}" in result.note
+        if note.key == "note.downscaled":
+            assert image.width < 1024 and (image.width, image.height) == (note.args["w"], note.args["h"])
         else:
             assert image.size == (1024, 1024)
 
@@ -531,8 +533,8 @@ def test_fit_large_noisy_png_under_limit_keeps_infotext(big_noisy_png, limit, li
 def test_fit_carries_source_parameters_when_infotext_is_none(big_noisy_png):
     result = fit_to_limit(big_noisy_png, 1_500_000, None)
     assert read_parameters(result.data) == CJK_INFOTEXT
-    expected = r"re-encoded as WebP \(q(90|80|70)\) to fit the 1\.4 MiB limit"
-    assert re.fullmatch(expected, result.note), result.note
+    assert result.note == T("note.reencoded", format="WebP", quality=result.note.args["quality"], limit="1.4 MiB")
+    assert result.note.args["quality"] in (90, 80, 70)
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P"])
@@ -572,3 +574,228 @@ def test_ensure_parameters_is_fast_on_big_png(big_noisy_png):
             read_parameters(data)
         per_call = (time.perf_counter() - start) / 40
         assert per_call < 0.005  # measured ~2-110 µs; generous bound for slow CI
+
+
+# --------------------------------------------------------------------------------------------------
+# strip_metadata: what an upload (img2img, upscale) keeps on its way to the WebUI
+# --------------------------------------------------------------------------------------------------
+
+
+def decoded(data: bytes) -> tuple[str, tuple[int, int], bytes]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.mode, image.size, image.tobytes()
+
+
+def insert_after_ihdr(data: bytes, chunk: bytes) -> bytes:
+    return data[:33] + chunk + data[33:]
+
+
+def exif_with_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010E] = "a description"
+    exif.get_ifd(0x8769)[0x9286] = b"ASCII\x00\x00\x00a secret prompt"
+    return exif.tobytes()
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def jpeg_markers(data: bytes) -> list[int]:
+    """The markers of every segment before the first scan."""
+    out, pos = [], 2
+    while data[pos + 1] != 0xDA:
+        out.append(data[pos + 1])
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return out
+
+
+def webp_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, pos = [], 12
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        out.append((data[pos : pos + 4], data[pos + 8 : pos + 8 + length]))
+        pos += 8 + length + (length & 1)
+    return out
+
+
+def test_strip_png_drops_an_8_mb_text_chunk_and_every_other_metadata_chunk():
+    image = noisy_image((96, 64), "RGBA")
+    clean = png_bytes(image)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", INFOTEXT)
+    info.add_text("comment", "z" * 5000, zip=True)
+    info.add_itxt("Description", CJK_INFOTEXT)
+    camera = Image.Exif()
+    camera[0x010F] = "a camera maker"
+    source = png_bytes(image, pnginfo=info, dpi=(300, 300), exif=camera.tobytes())
+    huge = raw_chunk(b"tEXt", b"Huge\x00" + b"x" * (8 * 1024 * 1024))
+    source = insert_after_ihdr(source, huge + raw_chunk(b"tIME", b"\x07\xe9\x01\x02\x03\x04\x05")
+                               + raw_chunk(b"prVt", b"a private chunk") + raw_chunk(b"bKGD", b"\x00\x01\x00\x02\x00\x03"))
+    source = insert_before_iend(source, raw_chunk(b"tEXt", b"after\x00the image data")) + b"bytes after IEND"
+    assert len(source) > 8 * 1024 * 1024
+    assert read_parameters(source) == INFOTEXT  # what the job reads, from the original bytes
+
+    start = time.perf_counter()
+    stripped = strip_metadata(source)
+    elapsed = time.perf_counter() - start
+
+    assert stripped == clean  # IHDR, IDAT, IEND copied byte for byte: exactly what Pillow writes without metadata
+    assert chunk_types(stripped) == [b"IHDR", *[b"IDAT"] * (len(chunk_types(clean)) - 2), b"IEND"]  # CRCs checked
+    assert decoded(stripped) == decoded(source) == ("RGBA", (96, 64), image.tobytes())
+    assert read_parameters(stripped) is None and pillow_text(stripped) == {}
+    assert strip_metadata(stripped) is stripped and strip_metadata(clean) is clean  # nothing to do: no copy
+    assert elapsed < 0.5  # headers walked, payloads skipped by length: measured well under 10 ms
+
+
+def test_strip_png_keeps_the_chunks_that_change_rendering():
+    image = Image.frombytes("P", (40, 30), bytes(random.Random(3).getrandbits(4) for _ in range(40 * 30)))
+    image.putpalette([i * 15 % 256 for i in range(16 * 3)])
+    profile = bytes(range(256)) * 8
+    source = png_bytes(image, transparency=2, icc_profile=profile, dpi=(72, 72))
+    rendering = (raw_chunk(b"gAMA", struct.pack(">I", 45455)) + raw_chunk(b"cHRM", bytes(32))
+                 + raw_chunk(b"sBIT", b"\x08\x08\x08") + raw_chunk(b"cICP", b"\x01\x0d\x00\x01"))
+    source = insert_after_ihdr(source, rendering + raw_chunk(b"tEXt", b"Software\x00paint"))
+    source = insert_before_iend(source, raw_chunk(b"hIST", bytes(32)))
+    kept = [b"IHDR", b"gAMA", b"cHRM", b"sBIT", b"cICP", b"iCCP", b"PLTE", b"tRNS"]
+
+    stripped = strip_metadata(source)
+    types = chunk_types(stripped)
+    assert [t for t in types if t not in (b"IDAT", b"IEND")] == kept
+    assert decoded(stripped) == decoded(source)
+    with Image.open(io.BytesIO(stripped)) as out:
+        assert (out.info["transparency"], out.info["icc_profile"]) == (2, profile)
+        assert "dpi" not in out.info
+    # A colour profile over the bound goes; the rest stays.
+    small_bound = strip_metadata(source, max_icc_profile=100)
+    assert b"iCCP" not in chunk_types(small_bound) and b"tRNS" in chunk_types(small_bound)
+    assert decoded(small_bound) == decoded(source)
+    assert MAX_ICC_PROFILE == 1024 * 1024
+
+
+def test_strip_png_drops_animation_chunks_and_keeps_the_first_frame():
+    frames = [noisy_image((32, 24)) for _ in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    source = buf.getvalue()
+    assert {b"acTL", b"fcTL", b"fdAT"} <= set(chunk_types(source))
+    stripped = strip_metadata(source)
+    assert set(chunk_types(stripped)) == {b"IHDR", b"IDAT", b"IEND"}
+    assert decoded(stripped) == decoded(source) == ("RGB", (32, 24), frames[0].tobytes())
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_strip_keeps_only_a_non_default_exif_orientation(fmt):
+    source = encode(noisy_image((40, 30)), fmt, exif=exif_with_orientation(6))
+    assert read_parameters(source) == "a secret prompt"
+    stripped = strip_metadata(source)
+    assert len(stripped) < len(source)
+    assert read_parameters(stripped) is None
+    with Image.open(io.BytesIO(stripped)) as out:
+        exif = out.getexif()
+        assert dict(exif) == {0x0112: 6} and not exif.get_ifd(0x8769)
+    assert decoded(stripped) == decoded(source)
+    assert strip_metadata(stripped) is stripped
+    default = encode(noisy_image((40, 30)), fmt, exif=exif_with_orientation(1))
+    with Image.open(io.BytesIO(strip_metadata(default))) as out:
+        assert not out.getexif() and "exif" not in out.info
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_strip_jpeg_drops_exif_xmp_comments_and_what_follows_eoi(progressive):
+    image = noisy_image((64, 48))
+    profile = bytes(range(256)) * 12
+    base = encode(image, "JPEG", exif=build_exif(INFOTEXT), comment=b"a comment", icc_profile=profile,
+                  quality=90, progressive=progressive)
+    assert base[2:4] == b"\xff\xe0"  # APP0 JFIF first
+    app0_end = 4 + struct.unpack_from(">H", base, 4)[0]
+    extra = (jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>a prompt</x:xmpmeta>")
+             + jpeg_segment(0xED, b"Photoshop 3.0\x008BIM" + bytes(100))
+             + jpeg_segment(0xEC, b"Ducky\x00" + bytes(40)))
+    late = jpeg_segment(0xFE, b"a comment after the scans")
+    source = base[:app0_end] + extra + base[app0_end:-2] + late + b"\xff\xd9" + b"an appended motion-photo video"
+    assert read_parameters(source) == INFOTEXT
+
+    stripped = strip_metadata(source)
+    assert jpeg_markers(stripped) == [m for m in jpeg_markers(base) if m not in (0xE1, 0xFE)]
+    assert 0xE0 in jpeg_markers(stripped) and 0xE2 in jpeg_markers(stripped)  # JFIF, the ICC profile
+    assert stripped.endswith(b"\xff\xd9") and b"after the scans" not in stripped and b"xmpmeta" not in stripped
+    assert decoded(stripped) == decoded(source)
+    with Image.open(io.BytesIO(stripped)) as out:
+        assert out.info["icc_profile"] == profile
+        assert "exif" not in out.info and "comment" not in out.info
+    assert read_parameters(stripped) is None
+    assert strip_metadata(stripped) is stripped
+
+
+def test_strip_jpeg_keeps_the_adobe_segment_and_bounds_the_icc_profile():
+    cmyk = Image.frombytes("CMYK", (32, 32), os.urandom(32 * 32 * 4))
+    source = encode(cmyk, "JPEG", comment=b"x")
+    stripped = strip_metadata(source)
+    assert 0xEE in jpeg_markers(stripped) and 0xFE not in jpeg_markers(stripped)  # colour transform kept
+    assert decoded(stripped) == decoded(source)
+
+    profile = os.urandom(150_000)  # Pillow splits it over three APP2 segments
+    source = encode(noisy_image((32, 32)), "JPEG", icc_profile=profile)
+    assert jpeg_markers(source).count(0xE2) == 3
+    assert strip_metadata(source) is source
+    dropped = strip_metadata(source, max_icc_profile=100_000)  # all of it or nothing: a part is no profile
+    assert 0xE2 not in jpeg_markers(dropped)
+    assert decoded(dropped) == decoded(source)
+    with Image.open(io.BytesIO(dropped)) as out:
+        assert "icc_profile" not in out.info
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_strip_webp_drops_exif_and_xmp_and_fixes_the_header(mode):
+    profile = bytes(range(256)) * 2
+    source = encode(noisy_image((64, 48), mode), "WEBP", exif=build_exif(INFOTEXT), xmp=b"<x:xmpmeta/>",
+                    icc_profile=profile) + b"trailing bytes"
+    fourccs = [c for c, _ in webp_chunks(source[:-14])]
+    assert {b"VP8X", b"ICCP", b"EXIF", b"XMP "} <= set(fourccs)
+    assert read_parameters(source) == INFOTEXT
+
+    stripped = strip_metadata(source)
+    chunks = webp_chunks(stripped)
+    assert [c for c, _ in chunks] == [c for c in fourccs if c not in (b"EXIF", b"XMP ")]
+    assert struct.unpack_from("<I", stripped, 4)[0] == len(stripped) - 8
+    flags = chunks[0][1][0]
+    assert flags & 0x20 and not flags & 0x08 and not flags & 0x04  # ICC yes, EXIF and XMP no
+    assert bool(flags & 0x10) == (mode == "RGBA")  # alpha untouched
+    assert decoded(stripped) == decoded(source)
+    with Image.open(io.BytesIO(stripped)) as out:
+        assert out.info["icc_profile"] == profile and "exif" not in out.info and "xmp" not in out.info
+    assert read_parameters(stripped) is None
+    assert strip_metadata(stripped) is stripped
+
+    no_profile = strip_metadata(source, max_icc_profile=100)
+    chunks = webp_chunks(no_profile)
+    assert b"ICCP" not in [c for c, _ in chunks] and not chunks[0][1][0] & 0x20
+    assert decoded(no_profile) == decoded(source)
+
+
+def test_strip_refuses_other_formats_and_only_raises_image_data_errors():
+    with pytest.raises(UnsupportedImageError):
+        strip_metadata(b"GIF89a" + bytes(100))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", INFOTEXT)
+    image = noisy_image((24, 16))
+    samples = [png_bytes(image, pnginfo=info), encode(image, "JPEG", exif=build_exif(INFOTEXT), comment=b"c"),
+               encode(image, "WEBP", exif=build_exif(INFOTEXT))]
+    rng = random.Random(7)
+    for data in samples:
+        for cut in range(0, len(data), max(1, len(data) // 97)):
+            try:
+                strip_metadata(data[:cut])
+            except ImageDataError:
+                pass
+        for _ in range(200):
+            damaged = bytearray(data)
+            for _ in range(3):
+                damaged[rng.randrange(2 if damaged[:2] == b"\xff\xd8" else 12, len(damaged))] = rng.randrange(256)
+            try:
+                strip_metadata(bytes(damaged))
+            except ImageDataError:
+                pass

@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 
 from bot.demo import DemoWebUI
+from bot.discord_app.catalog import english
+from bot.text import T
 from bot.webui.client import (
     ExtraResult,
     GenerationResult,
@@ -128,7 +130,8 @@ async def test_refused_connection() -> None:
             await client.sd_models()
         with pytest.raises(WebUIConnectionError):
             await client.version_info()
-    assert caught.value.message == f"Can't reach the WebUI at http://127.0.0.1:{port} — is it running with --api?"
+    assert caught.value.message == T("failure.unreachable")  # plain words for the user; where and why in the detail
+    assert f"can't reach http://127.0.0.1:{port}" in caught.value.detail and "--api" in caught.value.detail
     assert caught.value.backend == f"http://127.0.0.1:{port}" and caught.value.status is None
 
 
@@ -140,13 +143,13 @@ async def test_auth_errors_and_url_credentials(demo_webui_factory: Any, caplog: 
             await client.txt2img(SMALL)
         assert await client.loras()  # not behind --api-auth
     assert missing.value.status == 401 and missing.value.detail == "Not authenticated"
-    assert "needs a username and password" in missing.value.message
+    assert missing.value.message == T("failure.auth_missing")
 
     async with WebUIClient(demo.url, auth=("alice", "wrong-pw")) as client:
         with pytest.raises(WebUIAuthError) as wrong:
             await client.sd_models()
-    assert wrong.value.detail == "Incorrect username or password" and "rejected" in wrong.value.message
-    assert "wrong-pw" not in repr(wrong.value) + wrong.value.message + wrong.value.backend
+    assert wrong.value.detail == "Incorrect username or password" and wrong.value.message == T("failure.auth")
+    assert "wrong-pw" not in repr(wrong.value) + str(wrong.value) + wrong.value.backend
 
     url = with_credentials(demo.url, "alice", "s3cr3t")
     async with WebUIClient(url) as client:
@@ -175,12 +178,12 @@ async def test_422_list_forms_and_string_form(demo_webui_factory: Any) -> None:
             await client.txt2img(bad)
         assert caught.value.fields == [("styles", "value is not a valid list"), ("steps", "value is not a valid integer")]
         assert caught.value.status == 422
-        assert caught.value.message == ("The WebUI rejected the request: styles: value is not a valid list; "
-                                        "steps: value is not a valid integer.")
+        # the user sees which fields, never pydantic's words (they stay in the detail, for the log)
+        assert english(caught.value.message) == "The image server rejected the request (fields: styles, steps)."
         with pytest.raises(WebUIValidationError) as caught:
             await client.txt2img({**SMALL, "script_name": "nope"})
         assert caught.value.fields == [] and caught.value.detail == "Script 'nope' not found"
-        assert "Script 'nope' not found" in caught.value.message
+        assert caught.value.message == T("failure.rejected")
     forge = await demo_webui_factory(dialect="forge")
     async with WebUIClient(forge.url) as client:
         with pytest.raises(WebUIValidationError) as caught:
@@ -198,11 +201,11 @@ async def test_500_shapes_and_out_of_memory(demo_webui_factory: Any, dialect: st
         err = caught.value
         assert err.out_of_memory and err.error_type == "OutOfMemoryError" and err.status == 500
         assert err.detail.startswith("CUDA out of memory")
-        assert "out of memory" in err.message
+        assert "out of GPU memory" in english(err.message)
         with pytest.raises(WebUIServerError) as caught:  # hires without denoising_strength: TypeError after pass 1
             await client.txt2img({**SMALL, "enable_hr": True})
         assert not caught.value.out_of_memory and caught.value.error_type == "TypeError"
-        assert caught.value.message.startswith("The WebUI failed with TypeError: ")
+        assert english(caught.value.message) == "The image server failed (TypeError)."
     assert len(demo.received) == 2  # never retried
 
 
@@ -227,7 +230,7 @@ async def test_other_statuses(demo_webui: DemoWebUI) -> None:
             await client.sd_models()
         with pytest.raises(WebUIResponseError):
             await client.version_info()
-    assert caught.value.status == 404 and "--api" in caught.value.message
+    assert caught.value.status == 404 and "--api" in english(caught.value.message)
     async with WebUIClient(demo_webui.url) as client:
         with pytest.raises(WebUIResponseError) as caught:
             await client.img2img(SMALL)  # no init_images
@@ -237,7 +240,7 @@ async def test_other_statuses(demo_webui: DemoWebUI) -> None:
             await client.sd_models()
         with pytest.raises(WebUIResponseError) as caught:
             await client.version_info()
-        assert "not like a Stable Diffusion WebUI" in caught.value.message
+        assert "like a Stable Diffusion WebUI" in english(caught.value.message)
 
 
 async def test_timeout_and_interrupt(demo_webui_factory: Any) -> None:
@@ -245,7 +248,7 @@ async def test_timeout_and_interrupt(demo_webui_factory: Any) -> None:
     async with WebUIClient(demo.url, generation_timeout=0.3) as client:
         with pytest.raises(WebUITimeoutError) as caught:
             await client.txt2img({**SMALL, "steps": 200})
-        assert "0.3 s" in caught.value.message
+        assert "0.3 s" in english(caught.value.message)
         progress = await client.progress()
         assert not progress.idle  # the server keeps running the job
         await client.interrupt()
@@ -344,7 +347,7 @@ def test_base_url_forms() -> None:
     with pytest.raises(ValueError):
         WebUIClient("ftp://host")
     err = WebUIError("msg", backend="b", status=1, detail="d")
-    assert str(err) == "msg" and err.detail == "d"
+    assert str(err) == "msg: d" and err.detail == "d"  # str() is for the log: the message key and the detail
 
 
 async def test_decode_timing_is_reasonable_for_a_big_batch(demo_webui: DemoWebUI) -> None:
