@@ -41,7 +41,8 @@ def describe_policy(lang: str, policy: ServerPolicy, settings: Any) -> str:
 
 
 @app_commands.guild_only()
-@app_commands.guild_install()  # a server's settings: only where the server added the bot
+@app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+@app_commands.allowed_installs(guilds=True, users=False)  # a server's settings: only where the server added the bot
 @app_commands.default_permissions(manage_guild=True)
 class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
                      group_description="sdcord settings for this server"):
@@ -63,8 +64,8 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         assert interaction.guild_id is not None
         await self.engine.prefs.set_server_policy(interaction.guild_id, policy, by=interaction.user.id, change=change)
         lang = lang_of(interaction)
-        text = say(lang, "settings.saved", change=escape(change, 300)) + "\n\n" + \
-            describe_policy(lang, policy, self.engine.settings)
+        # `change` (English, for the log) is not echoed: the settings as they are now say it in the reader's language
+        text = say(lang, "settings.saved") + "\n" + describe_policy(lang, policy, self.engine.settings)
         if interaction.response.is_done():
             await interaction.followup.send(text[:2000], ephemeral=True)
         else:

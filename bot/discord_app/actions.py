@@ -64,7 +64,7 @@ def can_post_here(interaction: discord.Interaction[Any]) -> bool:
     a group DM or a server where only the user installed the app."""
     if interaction.guild_id is not None:
         return bot_is_in_server(interaction)
-    return interaction.context is not discord.InteractionContextType.private_channel
+    return not interaction.context.private_channel
 
 
 def origin_of(interaction: discord.Interaction[Any], *, parent_id: str | None = None) -> Origin:
@@ -287,6 +287,16 @@ class Actions:
     async def _retry_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         """A failed job's Retry: the same request again, same seed, for whoever clicks."""
         assert interaction.message is not None
+        record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        if record is not None and record.kind == "upscale":
+            await self.engine.preparer.check_place(place_of(interaction))
+
+            async def prepare() -> UpscaleInput:
+                await self.defer(interaction, thinking=True)
+                return await self.engine.preparer.upscale_again(record)
+
+            await self._start(origin_of(interaction, parent_id=record.id), prepare)
+            return
         await self.defer(interaction, thinking=True)
         options, parent = await self.engine.preparer.rerun_options(
             job_id=job_id, message_id=interaction.message.id, new_seed=False,

@@ -17,7 +17,7 @@ from bot.discord_app.components import result_view
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
 from tests.support.fixtures import fixture_png
-from tests.support.harness import bot_settings, running_bot
+from tests.support.harness import bot_settings, button, running_bot
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,14 +35,6 @@ async def draw(fake: Any, user: Any, prompt: str, **options: Any) -> Any:
 
 def params_of(message: Any) -> dict[str, Any]:
     return parse_generation_parameters(png.read_parameters(message.attachments[0].data) or "")
-
-
-def button(message: Any, action: str) -> str:
-    for row in message.components:
-        for item in row.get("components", []):
-            if str(item.get("custom_id", "")).startswith(f"sdcord:{action}:"):
-                return str(item["custom_id"])
-    raise AssertionError(f"no {action} button on {message}")
 
 
 def same_request(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -39,6 +39,15 @@ def bot_settings(fake: Any, webui_url: str, data_dir: Path, **overrides: Any) ->
     return dataclasses.replace(base, **overrides)
 
 
+def button(message: Any, action: str) -> str:
+    """The custom id of the `action` button (reroll, retry, ...) on a fake Discord message."""
+    for row in message.components:
+        for item in row.get("components", []):
+            if str(item.get("custom_id", "")).startswith(f"sdcord:{action}:"):
+                return str(item["custom_id"])
+    raise AssertionError(f"no {action} button on {message.content!r}")
+
+
 async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
