@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import itertools
 import logging
 import secrets
 import time
@@ -514,10 +513,9 @@ class Scheduler:
         heapq.heapify(free)
         first = free[0][0]
         simulated = min(ahead, ESTIMATE_AHEAD)
-        order, waiting = self.queue._order, self.queue._waiting  # the first jobs in line, in O(simulated)
-        for *_, job_id in itertools.islice(order, simulated):
+        for queued in self.queue.first(simulated):  # the first jobs in line, in O(simulated)
             at, i = free[0]
-            took = self.durations.predict_anywhere(up[i].name, waiting[job_id].request)
+            took = self.durations.predict_anywhere(up[i].name, queued.request)
             if took is None:
                 return None
             heapq.heapreplace(free, (at + took, i))
