@@ -280,3 +280,17 @@ async def test_retry_of_a_failed_upscale_upscales_the_same_image_again(env: Any)
     sent = [body for route, body in demo.received if route == "extra-single-image"]
     assert len(sent) == 2 and sent[0]["image"] == sent[1]["image"] and sent[1]["upscaling_resize"] == 2.0
     assert t(ZH, "summary.upscaled", factor="2", upscaler="R-ESRGAN 4x+") in retry.original.content
+
+
+async def test_retry_survives_a_restart(fake_discord: Any, demo_webui: Any, tmp_path: Path) -> None:
+    fake = fake_discord
+    settings = bot_settings(fake, demo_webui.url, tmp_path)
+    async with running_bot(fake, settings):
+        demo_webui.inject_error("txt2img", 500)
+        ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "after the restart", "seed": 99},
+                               locale=KO)
+        await ix.wait_for(lambda i: i.original is not None and "❌" in i.original.content, timeout=30)
+    async with running_bot(fake, settings):  # a new process's worth of state: only the store and the custom id
+        retry = await fake.click(fake.admin, ix.original, button(ix.original, "retry"), locale=KO)
+        await retry.wait_for(lambda i: has_images(i.original), timeout=30)
+    assert demo_webui.received[-1][1]["seed"] == 99 and demo_webui.received[-1][1]["prompt"] == "after the restart"
