@@ -74,7 +74,8 @@ class JobBook:
             id=job.id, kind=request.kind, user_id=job.user_id, payload=request.record(), status="queued",
             created_at=time.time(), guild_id=job.origin.guild_id, channel_id=job.origin.channel_id,
             parent_id=job.origin.parent_id, origin=job.origin.to_dict(),
-            extra={"notes": notes_to_json(request.notes), "spoiler": request.spoiler}, round=job.round, seq=job.seq,
+            extra={"notes": notes_to_json(request.notes), "spoiler": request.spoiler,
+                   "asked": list(getattr(request, "asked", ()))}, round=job.round, seq=job.seq,
             message_id=job.message_id,
         )
         return await self.writer.add(record)

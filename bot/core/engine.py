@@ -168,7 +168,8 @@ class Engine:
         digest = None
         if request.init_image is not None:
             digest = await asyncio.to_thread(self._keep_input, request.init_image)
-        return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest)
+        return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest,
+                           asked=tuple(sorted(request.asked)))
 
     def _keep_input(self, data: bytes) -> str:
         """In a worker thread: strip the input image's metadata and keep it by content."""

@@ -108,6 +108,7 @@ class DrawRequest(PayloadFacts):
     notes: tuple[Text | str, ...] = ()
     spoiler: bool = False
     init_image: str | None = None  # sha256 of the img2img input
+    asked: tuple[str, ...] = ()  # the options set on purpose (not the bot's defaults), for routing
 
     @property
     def kind(self) -> str:
@@ -132,6 +133,7 @@ class UpscaleRequest:
     kind = "upscale"
     spoiler = False
     notes: tuple[str, ...] = ()
+    asked: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -153,7 +155,8 @@ def request_from_record(kind: str, payload: dict[str, Any], extra: dict[str, Any
     body = dict(payload)
     digest = body.pop("init_image", None)
     return DrawRequest(body, notes=tuple(notes_from_json(extra.get("notes"))), spoiler=bool(extra.get("spoiler")),
-                       init_image=digest if isinstance(digest, str) else None)
+                       init_image=digest if isinstance(digest, str) else None,
+                       asked=tuple(str(a) for a in extra.get("asked") or ()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ No Discord imports here.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, Settings
@@ -92,6 +92,19 @@ class BuiltPayload(PayloadFacts):
     @property
     def kind(self) -> str:
         return "img2img" if self.init_image is not None else "txt2img"
+
+    @property
+    def asked(self) -> frozenset[str]:
+        """The options set on purpose (by the user, their preset or defaults, or the server's settings), as
+        opposed to the bot's own defaults: a backend without a field for one of them can't run the job."""
+        o = self.options
+        if o is None:
+            return frozenset()
+        skip = {"prompt", "spoiler", "init_size", "init_image"}
+        names = {f.name for f in fields(o) if f.name not in skip and getattr(o, f.name) not in (None, "", False)}
+        if o.init_image is not None:
+            names.add("init_image")
+        return frozenset(names)
 
 
 def _round8(value: int) -> int:

@@ -269,7 +269,13 @@ def _parse_base_url(base_url: str) -> tuple[URL, tuple[str, str] | None]:
 
 
 class WebUIClient:
-    """Client for one WebUI server."""
+    """Client for one WebUI server (A1111, Forge, SD.Next): the reference `backend.Backend`."""
+
+    kind = "webui"
+
+    def missing(self, request_kind: str, payload: dict[str, Any], asked: Any) -> list[str]:
+        """Every /draw option has its field in the WebUI API; what a flavour can't apply is handled here."""
+        return []
 
     def __init__(
         self,
