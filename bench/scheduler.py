@@ -42,12 +42,13 @@
 Sections 1-3 run the demos, the fake Discord and the bot in this one process on one event loop, as
 sdcord would, with the GIL switch interval it sets (1 ms); section 4 runs on that loop too, with
 nothing else on it; section 5 is a simulation (a simulated clock, no WebUI).
-Run: python bench/scheduler.py [--jobs-per-backend N] [--sections 12345]
+Run: python bench/scheduler.py [--jobs-per-backend N] [--sections 123456]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import contextlib
 import gc
@@ -77,6 +78,7 @@ from bot.core.payload import BuiltPayload, DrawOptions
 from bot.core.scheduler import Scheduler, StatusView
 from bot.core.store import UNDELIVERED_QUERY, JobStore
 from bot.demo import DemoConfig, DemoWebUI
+from bot.demo.data import default_models
 from bot.discord_app import render
 from bot.webui.client import WebUIClient
 from tests.fakediscord import FakeDiscord
@@ -967,13 +969,80 @@ async def bench_estimates() -> None:
                 name = ""
 
 
+# ------------------------------------------------------------------------- 6. unlike backends (routing)
+
+ROUTE_JOBS = 24
+SWITCH_DELAY = 0.25  # seconds a checkpoint switch costs the demo (twice: load, and restore afterwards)
+
+
+async def unlike_pool(kind: str, *, affinity: bool, routed: bool = True) -> tuple[float, int, int, int]:
+    """Two demos and jobs for two models. kind "split": A has only SD 1.5, B only SDXL; "both": both have
+    both, A has SD 1.5 loaded and B SDXL. Returns (wall s, misrouted, model switches, failures)."""
+    sd15, sdxl, _ = default_models()
+    configs = ([DemoConfig(step_delay=STEP_DELAY, models=[sd15]), DemoConfig(step_delay=STEP_DELAY, models=[sdxl])]
+               if kind == "split" else
+               [DemoConfig(step_delay=STEP_DELAY, models=[sd15, sdxl], checkpoint="v1-5-pruned-emaonly",
+                           switch_delay=SWITCH_DELAY),
+                DemoConfig(step_delay=STEP_DELAY, models=[sd15, sdxl], checkpoint="sd_xl_base_1.0",
+                           switch_delay=SWITCH_DELAY)])
+    ds = [DemoWebUI(c) for c in configs]
+    for d in ds:
+        await d.start("127.0.0.1", 0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            clients = [WebUIClient(d.url or "", name=f"demo{i}") for i, d in enumerate(ds)]
+            engine = Engine(Settings(data_dir=Path(tmp), **OPEN), clients)  # type: ignore[arg-type]
+            if not affinity:
+                engine.router.prefers = lambda name, job: True  # type: ignore[method-assign]
+            if not routed:
+                engine.scheduler.router = None  # before issue 10: any free backend takes the next job
+            try:
+                await engine.start()
+                await engine.catalogue.get()
+                built = {m: await engine.preparer.finalize(engine.preparer.prepare(
+                    dataclasses.replace(OPTIONS, model=m))) for m in ("v1-5-pruned-emaonly", "sd_xl_base_1.0")}
+                pick = random.Random(7)  # the same mixed order every run: 2/3 SD 1.5, 1/3 SDXL
+                order = [pick.choice(("v1-5-pruned-emaonly", "v1-5-pruned-emaonly", "sd_xl_base_1.0"))
+                         for _ in range(ROUTE_JOBS)]
+                t0 = time.monotonic()
+                jobs = [await engine.submit(engine.admit(1 + i % USERS), built[m], Origin(user_id=1 + i % USERS,
+                                                                                          channel_id=1))
+                        for i, m in enumerate(order)]
+                await asyncio.gather(*(j.wait_done() for j in jobs))
+                wall = time.monotonic() - t0
+                misrouted = sum(1 for j, m in zip(jobs, order, strict=True)
+                                if kind == "split" and j.backend != clients[0 if m.startswith("v1") else 1].display_url)
+                return wall, misrouted, sum(d.model_switches for d in ds), sum(failed(j) for j in jobs)
+            finally:
+                await engine.close()
+    finally:
+        for d in ds:
+            await d.stop()
+
+
+async def bench_routing() -> None:
+    print(f"\n6. Unlike backends: {ROUTE_JOBS} jobs for two models (2/3 SD 1.5, mixed order) over 2 demos, "
+          f"{USERS} users")
+    print(f"   {'pool':<52}{'router':<24}{'wall':>8}{'jobs/s':>8}{'misrouted':>11}{'switches':>10}{'failed':>8}")
+    rows = [("split: A has only SD 1.5, B only SDXL", "split", True, True, "by inventory"),
+            ("", "split", False, False, "none (before issue 10)"),
+            ("both have both; A has SD 1.5 loaded, B SDXL", "both", True, True, "inventory + affinity"),
+            ("", "both", False, True, "inventory, no affinity")]
+    for label, kind, affinity, routed, router in rows:
+        wall, misrouted, switches, failures = await unlike_pool(kind, affinity=affinity, routed=routed)
+        print(f"   {label:<52}{router:<24}{wall:>7.2f}s{ROUTE_JOBS / wall:>8.2f}{misrouted:>11}{switches:>10}"
+              f"{failures:>8}")
+    print(f"   (a checkpoint switch costs the demo {SWITCH_DELAY:g} s twice: load, and restore afterwards; a misrouted "
+          "job ran on a WebUI without its model, which silently uses its own)")
+
+
 # -------------------------------------------------------------------------------------------- main
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs-per-backend", type=int, default=20,
                         help="throughput jobs per backend (default 20)")
-    parser.add_argument("--sections", default="12345", help="which sections to run, e.g. 4 or 13 (default 12345)")
+    parser.add_argument("--sections", default="123456", help="which sections to run, e.g. 4 or 13 (default 123456)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                         format="   [log] %(levelname)s %(name)s: %(message)s")
@@ -993,6 +1062,8 @@ async def main() -> None:
         await bench_scale()
     if "5" in args.sections:
         await bench_estimates()
+    if "6" in args.sections:
+        await bench_routing()
     print(f"\n(total {time.monotonic() - t0:.0f} s)")
 
 

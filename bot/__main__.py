@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="demo-webui: port (default 7860)")
     p.add_argument("--step-delay", type=float, default=DEMO_STEP_DELAY,
                    help=f"demo: seconds per sampling step (default {DEMO_STEP_DELAY})")
+    p.add_argument("--kind", choices=("webui", "form"), default="webui",
+                   help="demo-webui: webui (the A1111 API, default) or form (a form-encoded API server, "
+                        "WEBUI_URL=form+http://host:port)")
     return p
 
 
@@ -44,11 +47,12 @@ def _settings_or_exit(*, require_token: bool) -> Settings:
         raise SystemExit(2) from None
 
 
-async def run_demo_webui(host: str, port: int, step_delay: float) -> None:
+async def run_demo_webui(host: str, port: int, step_delay: float, kind: str = "webui") -> None:
     from .demo import DemoConfig, serve
 
-    log.info("Demo WebUI listening on http://%s:%d (Ctrl+C to stop)", host, port)
-    await serve(host, port, DemoConfig(step_delay=step_delay))
+    what = "Demo form API server" if kind == "form" else "Demo WebUI"
+    log.info("%s listening on http://%s:%d (Ctrl+C to stop)", what, host, port)
+    await serve(host, port, DemoConfig(step_delay=step_delay, kind=kind))  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "demo-webui":
         _plain_logging("INFO")
         try:
-            asyncio.run(run_demo_webui(args.host, args.port, args.step_delay))
+            asyncio.run(run_demo_webui(args.host, args.port, args.step_delay, args.kind))
         except KeyboardInterrupt:
             pass
         return

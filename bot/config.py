@@ -25,12 +25,14 @@ ABS_MIN_SIDE = 64
 ABS_MAX_SIDE = 2048
 ABS_MAX_STEPS = 150
 ABS_MAX_BATCH = 10  # Discord: at most 10 files per message
+DEFAULT_UPLOAD_CAP = 25 * 1024 * 1024  # the most one Discord message carries without boosts; bounds downloads too
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    """One WebUI: its URL without credentials, and the credentials to use (if any)."""
+    """One image server: its URL without credentials (`form+http(s)://…` for a form API server, the prefix
+    kept), and the credentials to use (if any)."""
 
     url: str
     auth: tuple[str, str] | None = field(default=None, repr=False)
@@ -69,6 +71,11 @@ class Settings:
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
+
+    @property
+    def max_download(self) -> int:
+        """Largest image sdcord downloads from a form server: what it could upload, and what it takes in."""
+        return min(DEFAULT_UPLOAD_CAP, self.max_input_image_bytes)
 
     @property
     def backends(self) -> tuple[Backend, ...]:
@@ -164,8 +171,18 @@ def _parse_url(value: str) -> str:
     return value.rstrip("/")
 
 
+FORM_PREFIX = "form+"  # form+http://host:port: a form-encoded Stable Diffusion API server (bot/webui/form.py)
+
+
+def _parse_backend_url(value: str) -> str:
+    """A WEBUI_URL entry: an http(s) URL (a WebUI) or form+http(s) (a form API server; the prefix is kept)."""
+    if value[: len(FORM_PREFIX)].lower() == FORM_PREFIX:
+        return FORM_PREFIX + _parse_url(value[len(FORM_PREFIX):])
+    return _parse_url(value)
+
+
 def _parse_urls(value: str) -> str:
-    urls = [_parse_url(piece.strip()) for piece in value.split(",") if piece.strip()]
+    urls = [_parse_backend_url(piece.strip()) for piece in value.split(",") if piece.strip()]
     if not urls:
         raise ValueError(value)
     return ",".join(urls)
@@ -240,7 +257,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         r.problems.append("DISCORD_TOKEN: required; the bot token from the Discord developer portal")
 
     url = r.get("WEBUI_URL", d.webui_url, _parse_urls,
-                "http:// or https:// URL(s), comma-separated, such as http://127.0.0.1:7860")
+                "http:// or https:// URL(s), comma-separated, such as http://127.0.0.1:7860 "
+                "(form+http://host:port for a form-encoded API server)")
     auth = r.get("WEBUI_AUTH", None, _parse_auth, "user:password", secret=True)
     rate = r.get("RATE_LIMIT", d.rate_limit, _parse_rate, "jobs/seconds per user, such as 5/60")
     max_queued = r.int_in("MAX_QUEUED_PER_USER", d.max_queued_per_user, 1, 100)

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from bot.core.catalogue import Catalogue
 from bot.errors import ConfigError, WebUIError
-from bot.webui.client import WebUIClient
+from bot.webui.backend import Backend, open_backend
 
 from .config import Settings, describe, load_settings
 
@@ -21,7 +21,11 @@ async def check(settings: Settings) -> list[tuple[str, str, str]]:
     many = len(settings.backends) > 1
     for i, backend in enumerate(settings.backends, 1):
         prefix = f"WebUI #{i}" if many else "WebUI"
-        client = WebUIClient(backend.url, auth=backend.auth, catalogue_timeout=10.0)
+        try:
+            client = open_backend(backend.url, auth=backend.auth, catalogue_timeout=10.0)
+        except (ImportError, ValueError) as exc:  # a kind this install can't serve, or a URL it can't use
+            rows.append((f"{prefix} reachable", FAIL, f"{backend.url}: {exc}"))
+            continue
         try:
             rows += await _check_backend(client, settings, prefix)
         finally:
@@ -29,13 +33,18 @@ async def check(settings: Settings) -> list[tuple[str, str, str]]:
     return rows
 
 
-async def _check_backend(client: WebUIClient, settings: Settings, prefix: str) -> list[tuple[str, str, str]]:
+async def _check_backend(client: Backend, settings: Settings, prefix: str) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
+    if not isinstance(client, Backend):
+        rows.append((f"{prefix} reachable", FAIL, f"{type(client).__name__} is not a backend sdcord can use"))
+        return rows
     try:
         version = await client.version_info()
-        rows.append((f"{prefix} reachable", OK, f"{client.display_url} ({_version_text(version)})"))
+        rows.append((f"{prefix} reachable", OK, f"{client.display_url} ({_version_text(version, client.kind)})"))
     except WebUIError as exc:
         rows.append((f"{prefix} reachable", FAIL, exc.detail or str(exc.message)))
+        return rows
+    if (version.get("kind") or client.kind) == "form":  # no catalogue routes: nothing more to ask it
         return rows
     found: dict[str, list[dict[str, object]]] = {}
     for label, call in (("models", client.sd_models), ("samplers", client.samplers),
@@ -64,9 +73,11 @@ def _sample(items: list[dict[str, object]]) -> str:
     return f": {', '.join(names)}{', …' if len(items) > 3 else ''}" if names else ""
 
 
-def _version_text(info: dict[str, object]) -> str:
-    parts = [str(v) for k in ("flavour", "version") if (v := info.get(k))]
-    return " ".join(parts) or "version unknown"
+def _version_text(info: dict[str, object], kind: str = "webui") -> str:
+    """"webui, sdnext 2025-03-02", "webui, a1111 v1.10.1", "webui, forge" (A1111 and Forge tell their
+    version only in a generation's info), "form, form"."""
+    flavour = " ".join(str(v) for k in ("flavour", "version") if (v := info.get(k))) or "version unknown"
+    return f"{info.get('kind') or kind}, {flavour}"
 
 
 def print_table(rows: list[tuple[str, str, str]], out: TextIO) -> None:

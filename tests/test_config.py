@@ -77,6 +77,19 @@ def test_several_backends_each_with_its_own_credentials() -> None:
     assert got[0].startswith("WEBUI_URL:") and "secret" not in got[0]
 
 
+def test_form_api_servers_mix_with_webuis() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t", "WEBUI_AUTH": "dflt:pw",
+                       "WEBUI_URL": "http://gpu1:7860, form+http://u:p%40w@gpu2:8000/ ,FORM+https://gpu3"})
+    assert [(b.url, b.auth) for b in s.backends] == [
+        ("http://gpu1:7860", ("dflt", "pw")), ("form+http://gpu2:8000", ("u", "p@w")),
+        ("form+https://gpu3", ("dflt", "pw"))]
+    assert s.webui_display_url == "http://gpu1:7860, form+http://gpu2:8000, form+https://gpu3"
+    for bad in ("form+ftp://x", "form+", "form://h", "form+http://u:secret@h:port"):
+        got = problems_of({"WEBUI_URL": bad})
+        assert got[0].startswith("WEBUI_URL:") and "secret" not in got[0], bad
+    assert problems_of({"DISCORD_API_BASE": "form+http://h"})[0].startswith("DISCORD_API_BASE:")
+
+
 def test_rate_limit_and_queue_cap() -> None:
     s = load_settings({"DISCORD_TOKEN": "t"})
     assert (s.rate_limit, s.max_queued_per_user, s.backend_wait_limit) == ((5, 60.0), 3, 600.0)

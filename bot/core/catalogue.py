@@ -1,6 +1,6 @@
-"""What the WebUI offers (models, samplers, schedulers), cached for about a minute.
-
-With several backends the first one that answers is asked; they are expected to serve the same lists.
+"""What each backend offers (models, samplers, schedulers, styles, LoRAs, upscalers, its loaded
+checkpoint), cached for about a minute; the union of them checks names and feeds autocomplete, and the
+router (`routing.py`) uses each backend's own lists to send a job only where it can run.
 
 Autocomplete must answer within Discord's 3 s and never fail, so it reads the cache; a stale
 cache is refreshed in the background, one fetch at a time. No Discord imports here.
@@ -17,9 +17,8 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 from bot.errors import WebUIError
-from bot.webui.client import WebUIClient
 
-__all__ = ["Catalogue", "CatalogueCache", "Kind"]
+__all__ = ["Catalogue", "CatalogueCache", "Kind", "union"]
 
 log = logging.getLogger(__name__)
 Kind = Literal["model", "sampler", "scheduler", "style", "lora", "upscaler"]
@@ -138,35 +137,93 @@ class Catalogue:
         return [(n[:MAX_CHOICE_LEN], v[:MAX_CHOICE_LEN]) for n, v in hits[:MAX_CHOICES]]
 
 
-class CatalogueCache:
-    """A TTL cache of one WebUI's catalogue with single-flight refresh."""
+_UNION_KEYS = {"models": "title", "samplers": "name", "schedulers": "name", "upscalers": "name",
+               "styles": "name", "loras": "name"}
 
-    def __init__(self, clients: list[WebUIClient], *, ttl: float = 60.0) -> None:
+
+def union(catalogues: Iterable[Catalogue]) -> Catalogue:
+    """Everything any backend offers, each item once (first backend's entry wins): for name checks and
+    autocomplete. Whether one backend has it is the router's question."""
+    merged: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _UNION_KEYS}
+    stamps = []
+    for cat in catalogues:
+        stamps.append(cat.fetched_at)
+        for attr, key in _UNION_KEYS.items():
+            for item in getattr(cat, attr):
+                merged[attr].setdefault(_norm(str(item.get(key) or item.get("name") or "")), item)
+    return Catalogue(fetched_at=min(stamps) if stamps else 0.0,
+                     **{attr: list(items.values()) for attr, items in merged.items()})
+
+
+class CatalogueCache:
+    """Each backend's catalogue (models, samplers, schedulers, styles, LoRAs, upscalers and its loaded
+    checkpoint), cached for `ttl` seconds and refreshed one fetch at a time per backend; a backend that
+    comes back is asked again at once (`refresh_backend`). `current` is the union of what is known."""
+
+    def __init__(self, clients: list[Any], *, ttl: float = 60.0) -> None:
         self.clients = clients
         self.ttl = ttl
+        self.by_backend: dict[str, Catalogue] = {}  # display_url -> that backend's catalogue
+        self.loaded: dict[str, str | None] = {}  # display_url -> the checkpoint it has loaded (options)
         self.current: Catalogue | None = None
         self._refresh: asyncio.Task[Catalogue] | None = None
+        self._backend_tasks: dict[str, asyncio.Task[Catalogue | None]] = {}
 
     @property
     def fresh(self) -> bool:
-        return self.current is not None and time.monotonic() - self.current.fetched_at < self.ttl
+        now = time.monotonic()
+        return bool(self.by_backend) and len(self.by_backend) == len(self.clients) and all(
+            now - c.fetched_at < self.ttl for c in self.by_backend.values())
+
+    async def _fetch_one(self, client: Any) -> Catalogue:
+        models, samplers, schedulers, upscalers, styles, loras = await asyncio.gather(
+            client.sd_models(), client.samplers(), client.schedulers(), client.upscalers(),
+            client.prompt_styles(), client.loras()
+        )
+        catalogue = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers, styles, loras)
+        try:
+            options = await client.options()
+        except WebUIError:
+            options = {}
+        self.by_backend[client.display_url] = catalogue
+        self.loaded[client.display_url] = options.get("sd_model_checkpoint") if isinstance(options, dict) else None
+        self.current = union(self.by_backend[c.display_url] for c in self.clients if c.display_url in self.by_backend)
+        return catalogue
 
     async def _fetch(self) -> Catalogue:
-        """Ask the backends in order; the first that answers wins (they should serve the same lists)."""
-        error: WebUIError | None = None
-        for client in self.clients:
+        """Ask every backend whose catalogue is stale, together; raises the first error only when no backend
+        answered and nothing is known."""
+        now = time.monotonic()
+        stale = [c for c in self.clients
+                 if c.display_url not in self.by_backend or now - self.by_backend[c.display_url].fetched_at >= self.ttl]
+        results = await asyncio.gather(*(self._fetch_one(c) for c in stale), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for client, result in zip(stale, results, strict=True):
+            if isinstance(result, WebUIError):
+                log.info("Catalogue of %s: %s", client.display_url, result)
+            elif isinstance(result, BaseException):
+                log.error("Catalogue of %s failed", client.display_url, exc_info=result)
+        if self.current is None:
+            if errors:
+                raise errors[0]
+            self.current = Catalogue(fetched_at=time.monotonic())
+        return self.current
+
+    def refresh_backend(self, name: str) -> None:
+        """Ask one backend again now (it came back up, or it may have switched checkpoints)."""
+        client = next((c for c in self.clients if c.display_url == name), None)
+        task = self._backend_tasks.get(name)
+        if client is None or (task is not None and not task.done()):
+            return
+
+        async def one() -> Catalogue | None:
             try:
-                models, samplers, schedulers, upscalers, styles, loras = await asyncio.gather(
-                    client.sd_models(), client.samplers(), client.schedulers(), client.upscalers(),
-                    client.prompt_styles(), client.loras()
-                )
+                return await self._fetch_one(client)
             except WebUIError as exc:
-                error = error or exc
-                continue
-            self.current = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers, styles, loras)
-            return self.current
-        assert error is not None
-        raise error
+                log.info("Catalogue of %s: %s", name, exc)
+                return None
+
+        self._backend_tasks[name] = asyncio.get_running_loop().create_task(one())
 
     def refresh(self) -> asyncio.Task[Catalogue]:
         """Start a refresh unless one is running; returns the task."""
@@ -207,5 +264,7 @@ class CatalogueCache:
         return self.current.choices(kind, current) if self.current else []
 
     async def close(self) -> None:
-        if self._refresh is not None and not self._refresh.done():
-            self._refresh.cancel()
+        tasks = [t for t in (self._refresh, *self._backend_tasks.values()) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

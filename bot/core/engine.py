@@ -25,7 +25,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.errors import StorageError
 from bot.text import T
-from bot.webui.client import WebUIClient
+from bot.webui.backend import Backend, backend_kind, open_backend
 
 from .book import JobBook
 from .catalogue import CatalogueCache
@@ -35,6 +35,7 @@ from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
 from .payload import BuiltPayload
 from .policy import Preferences
 from .prepare import Preparer, UpscaleInput
+from .routing import Router
 from .scheduler import Scheduler, StatusView
 from .store import IdTaken, JobRecord, JobStore
 
@@ -46,15 +47,17 @@ STORE_FILE = "sdcord.db"
 
 
 class Engine:
-    def __init__(self, settings: Settings, clients: list[WebUIClient] | None = None, *,
+    def __init__(self, settings: Settings, clients: list[Backend] | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.clients = clients if clients is not None else [
-            WebUIClient(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}")
+            open_backend(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}",
+                         **({"max_download": settings.max_download} if backend_kind(b.url) == "form" else {}))
             for i, b in enumerate(settings.backends)
         ]
         self.clock = clock
         self.catalogue = CatalogueCache(self.clients)
+        self.router = Router(self.clients, self.catalogue)
         self.files = DataFiles(settings.data_dir)
         self.generator = Generator(self.files)
         self.prefs = Preferences()
@@ -62,7 +65,9 @@ class Engine:
         self.scheduler = Scheduler(
             self.clients, self._run_job, rate=rate, per=per, clock=clock, retention=settings.job_retention,
             max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit,
+            router=self.router,
         )
+        self.scheduler.backend_back.append(self.catalogue.refresh_backend)
         self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
         self._book: JobBook | None = None
         self.restored: list[Job] = []  # undelivered jobs found at start
@@ -132,6 +137,10 @@ class Engine:
     def release(self, ticket: Ticket) -> None:
         self.scheduler.release(ticket)
 
+    def check_route(self, request: BuiltPayload | UpscaleInput) -> None:
+        """Raise OptionError, naming what is missing, when no backend of the pool could run `request`."""
+        self.router.check(request)
+
     async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput, origin: Origin, *,
                      message_id: int | None = None) -> Job:
         """Store the job (committed before this returns), then queue it. `message_id`: its message, when
@@ -175,7 +184,7 @@ class Engine:
         """In a worker thread: strip the input image's metadata and keep it by content."""
         return self.files.save_input(without_metadata(data))
 
-    async def _run_job(self, job: Job, client: WebUIClient) -> Outcome:
+    async def _run_job(self, job: Job, client: Backend) -> Outcome:
         request, limit = job.request, job.origin.filesize_limit
         if isinstance(request, UpscaleRequest):
             outcome = await self.generator.upscale(request, client, filesize_limit=limit)

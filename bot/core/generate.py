@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import JobInterrupted
+from bot.errors import JobInterrupted, WebUIValidationError
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
-from bot.text import T, Text, text_from_json
+from bot.text import Opt, T, Text, text_from_json
 from bot.webui.client import GenerationResult, WebUIClient
+from bot.webui.flavours import reported_scheduler
 
 from .files import DataFiles
 from .jobs import DrawRequest, UpscaleRequest, notes_from_json, notes_to_json
@@ -157,6 +158,7 @@ class Generator:
         """Run txt2img, or img2img when the request has an input image, and return upload-ready
         images; raises WebUIError on WebUI failures."""
         started = time.monotonic()
+        await self._check_backend(request, client)
         if request.init_image is not None:
             data = init_image if init_image is not None else await self._input(request.init_image)
             encoded = await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
@@ -168,8 +170,11 @@ class Generator:
         first = images[0].infotext if images else None
         params = await asyncio.to_thread(_params_of, first)
         info = result.info
-        sampler = info.get("sampler_name") or params.get("Sampler") or request.payload.get("sampler_name")
-        scheduler = params.get("Schedule type") or request.payload.get("scheduler")
+        if getattr(client, "kind", "webui") == "form":  # it has no sampler or schedule to choose: claim none
+            sampler = scheduler = None
+        else:
+            sampler = info.get("sampler_name") or params.get("Sampler") or request.payload.get("sampler_name")
+            scheduler = reported_scheduler(params, request.payload, getattr(client, "flavour", None))
         model = info.get("sd_model_name") or params.get("Model") or request.model
         return Outcome(
             images=images,
@@ -184,6 +189,22 @@ class Generator:
             info=info,
             size=await _size_of(images),
         )
+
+    @staticmethod
+    async def _check_backend(request: DrawRequest, client: WebUIClient) -> None:
+        """The router checked what the backend can apply when the job was given to it; a WebUI whose flavour
+        wasn't known yet (`detect_flavour`) is asked now, so an asked option it can't apply (an SD.Next
+        without that schedule type) fails the job instead of being left out silently."""
+        detect = getattr(client, "detect_flavour", None)
+        missing = getattr(client, "missing", None)
+        if detect is None or missing is None or getattr(client, "flavour", None) is not None:
+            return
+        await detect()
+        gaps = list(missing(request.kind, request.payload, frozenset(getattr(request, "asked", ()) or ())))
+        if gaps:
+            raise WebUIValidationError(T("failure.unsupported", options=[Opt(g) for g in gaps]),
+                                       backend=getattr(client, "display_url", ""),
+                                       detail=f"this WebUI ({client.flavour}) can't apply: {', '.join(gaps)}")
 
     async def upscale(self, request: UpscaleRequest, client: WebUIClient, *, filesize_limit: int) -> Outcome:
         """Run extra-single-image; the result keeps the source's infotext (the WebUI keeps the

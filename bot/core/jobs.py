@@ -137,7 +137,7 @@ class UpscaleRequest:
 
     @property
     def title(self) -> str:
-        return f"Upscale {self.scale:g}× of image {self.index + 1}"
+        return ""  # no prompt: the Discord side says what it is, in the reader's language
 
     def record(self) -> dict[str, Any]:
         return {"image": self.image, "infotext": self.infotext, "scale": self.scale, "upscaler": self.upscaler,

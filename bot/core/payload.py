@@ -70,6 +70,7 @@ class DrawOptions:
     init_image: bytes | None = field(default=None, repr=False)  # img2img: an already checked image
     init_size: tuple[int, int] | None = None  # its width and height
     strength: float | None = None  # img2img denoising strength
+    defaulted: frozenset[str] = frozenset()  # fields holding the bot's defaults, not asked for (a rerun's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ class BuiltPayload(PayloadFacts):
         o = self.options
         if o is None:
             return frozenset()
-        skip = {"prompt", "spoiler", "init_size", "init_image"}
+        skip = {"prompt", "spoiler", "init_size", "init_image", "defaulted", *o.defaulted}
         names = {f.name for f in fields(o) if f.name not in skip and getattr(o, f.name) not in (None, "", False)}
         if o.init_image is not None:
             names.add("init_image")

@@ -65,6 +65,7 @@ class UpscaleInput:
     upscaler: str
     source_job: str | None = None
     index: int = 0
+    kind = "upscale"
 
 
 class Preparer:
@@ -184,6 +185,11 @@ class Preparer:
         record = await self._find(job_id=job_id, message_id=message_id)
         if record is not None and record.kind in ("txt2img", "img2img"):
             options = options_from_payload(record.payload, new_seed=new_seed and not variation)
+            if isinstance((record.extra or {}).get("asked"), list):  # the same request: the same options asked
+                asked = set(record.extra["asked"])
+                options = dataclasses.replace(options, defaulted=frozenset(
+                    f for f in ("negative_prompt", "model", "sampler", "scheduler", "steps", "cfg_scale", "width",
+                                "height", "batch") if f not in asked))
             if record.kind == "img2img":
                 options = await self._with_input(options, str(record.payload.get("init_image", "")))
             if variation:

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[Job, WebUIClient], Awaitable[Any]]
 RETENTION = 300.0  # seconds a finished job stays in memory (Cancel then answers "already ended")
+LOOK_AHEAD = 64  # jobs a free backend looks through, in fair order, for the first one it can run
 ESTIMATE_AHEAD = 200  # jobs ahead simulated by estimate_start; the rest are extrapolated from them
 FALLBACK_WAIT = 20.0  # seconds "retry in" says while no job duration is known yet
 
@@ -95,6 +96,7 @@ class Scheduler:
         drain_interval: float = 1.0,
         retention: float = RETENTION,
         clock: Callable[[], float] = time.monotonic,
+        router: Any = None,
     ) -> None:
         if not clients:
             raise ValueError("at least one backend")
@@ -120,6 +122,8 @@ class Scheduler:
         self.accepting = True  # False once the bot shuts down
         self._taking = True
         self.listeners: list[Callable[[Job], None]] = []  # told of every state change (the job store)
+        self.router = router  # which backend may run which job (None: every backend runs every job)
+        self.backend_back: list[Callable[[str], None]] = []  # told when a backend is up again
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -337,12 +341,40 @@ class Scheduler:
                 self._notify()
             async with self._wakeup:
                 await self._wakeup.wait_for(
-                    lambda: self._taking and backend.up and not backend.draining and bool(self.queue))
-                job = self.queue.pop()
+                    lambda: self._taking and backend.up and not backend.draining and self._next_for(backend) is not None)
+                job = self._next_for(backend)
+                if job is not None:
+                    self.queue.remove(job)
             if job is None:
                 continue
             await self._run(backend, job)
             self._notify()
+
+    def _next_for(self, backend: _Backend) -> Job | None:
+        """The first job in fair order that `backend` can run, with model affinity that never breaks
+        fairness: a job another idle backend has the checkpoint for is left to it (it starts now, there),
+        and within the head job's fairness round a job whose checkpoint this backend has loaded goes
+        first. O(LOOK_AHEAD)."""
+        if not self.queue:
+            return None
+        router = self.router
+        if router is None:
+            return next(self.queue.first(1), None)
+        idle = [b for b in self.backends if b is not backend and b.up and b.job is None and not b.draining]
+        ahead = list(self.queue.first(LOOK_AHEAD))
+        for k, job in enumerate(ahead):
+            if not router.fits(backend.name, job):
+                continue
+            if router.prefers(backend.name, job):
+                return job
+            if idle and any(router.prefers(b.name, job) and router.fits(b.name, job) for b in idle):
+                continue  # another idle backend has its checkpoint loaded and takes it now
+            # Within the same fairness round every user still gets their turn, so a job of this round that
+            # this backend already has the checkpoint for may go first: no switch, nobody overtaken.
+            same_round = (j for j in ahead[k + 1:] if j.key[:2] == job.key[:2])
+            return next((j for j in same_round if router.fits(backend.name, j) and router.prefers(backend.name, j)),
+                        job)
+        return None
 
     async def _drain(self, backend: _Backend) -> None:
         """Send nothing to `backend` until its /progress shows no job (after a timeout or a restart)."""
@@ -412,6 +444,8 @@ class Scheduler:
             else:
                 took = self.clock() - (job.started or self.clock())
                 self.durations.observe(backend.name, job.request, took)
+                if self.router is not None:
+                    self.router.loaded(backend.name, job)
                 self._finish(job, JobState.DONE, result=result)
         finally:
             poller.cancel()
@@ -462,6 +496,8 @@ class Scheduler:
                 continue
             backend.up, backend.last_error = True, ""
             log.info("Backend %s is back", backend.name)
+            for listener in self.backend_back:
+                listener(backend.name)
             if self._all_down_since is not None:
                 self._all_down_since = None
                 for job in self.queue:
@@ -471,11 +507,13 @@ class Scheduler:
             self._notify()
 
     async def _supervise(self) -> None:
-        """Fail jobs that waited too long while every backend was down; prune idle rate buckets."""
+        """Fail jobs that waited too long while every backend was down, or while no backend that is up could
+        run them (the one with their model is down); prune idle rate buckets."""
         while True:
             await asyncio.sleep(1.0)
             self.limiter.prune()
             if self._all_down_since is None:
+                self._expire_unrunnable()
                 continue
             now = self.clock()
             expired = [j for j in self.queue if now - max(j.created, self._all_down_since) > self.wait_limit]
@@ -483,6 +521,17 @@ class Scheduler:
                 self.queue.remove(job)
                 self._finish(job, JobState.FAILED, error=WebUIError(
                     T("failure.all_down", period=period(self.wait_limit))))
+
+    def _expire_unrunnable(self) -> None:
+        if self.router is None:
+            return
+        now = self.clock()
+        up = [b for b in self.backends if b.up]
+        for job in list(self.queue.first(LOOK_AHEAD)):
+            if now - job.created > self.wait_limit and not any(self.router.fits(b.name, job) for b in up):
+                self.queue.remove(job)
+                self._finish(job, JobState.FAILED, error=WebUIError(
+                    T("failure.no_capable", period=period(self.wait_limit))))
 
     # ------------------------------------------------------------------ status and estimates
     def backend_status(self) -> list[BackendStatus]:

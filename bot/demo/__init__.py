@@ -15,11 +15,15 @@ Modules: `data` (catalogue, `DemoConfig`), `validation` (request fields, 422 bod
 (JSON and dialect error bodies), `settings` (options, checkpoints), `state` (/progress state),
 `images`, `planning` and `generation` (txt2img/img2img), `extras` (upscaling, png-info), `jobs`
 (the FIFO queue), `gate` (auth, bodies, injected errors), `routes` and `server` (`DemoWebUI`).
+
+`form` (`DemoFormServer`) is the other kind of image server sdcord speaks to: a form-encoded "Stable
+Diffusion API server" (`/txt2img`, `/img2img` answering with image URLs), `DemoConfig(kind="form")`.
 """
 
 from __future__ import annotations
 
 from .data import DemoConfig, Dialect
+from .form import DemoFormServer
 from .images import decode_image, encode_png, render_image
 from .responses import DemoResponse
 from .server import DemoWebUI, create_app, demo_of, main, serve
@@ -27,6 +31,7 @@ from .validation import validate_request
 
 __all__ = [
     "DemoConfig",
+    "DemoFormServer",
     "DemoResponse",
     "DemoWebUI",
     "Dialect",

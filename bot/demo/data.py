@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 API = "/sdapi/v1/"
 Dialect = Literal["a1111", "forge", "sdnext"]
+Kind = Literal["webui", "form"]
 FORGE_VERSION = "f2.0.1v1.10.1-previous-669-gdfdcbab6"
 
 TRUE = "True"  # sampler option flags are strings in A1111 (Forge sends booleans)
@@ -193,6 +194,9 @@ class DemoConfig:
 
     step_delay: float = 0.0
     """Seconds per sampling step (0 still yields to the event loop every step)."""
+    kind: Kind = "webui"
+    """"webui": the A1111 `/sdapi/v1` API (`DemoWebUI`); "form": a form-encoded API server (`DemoFormServer`:
+    step_delay, auth, noise, seed and history apply)."""
     auth: tuple[str, str] | None = None
     """`--api-auth user:pass`: Basic auth on every /sdapi route except /loras and /refresh-loras."""
     dialect: Dialect = "a1111"
@@ -209,6 +213,9 @@ class DemoConfig:
     styles: list[dict[str, Any]] = field(default_factory=default_styles)
     loras: list[dict[str, Any]] = field(default_factory=default_loras)
     load_delay: float = 0.0
+    switch_delay: float = 0.0
+    """Seconds a job on another checkpoint than the loaded one costs extra (loading it, and loading the
+    settings model back afterwards when `override_settings_restore_afterwards`, as A1111 does)."""
     """Seconds each job spends "loading" (job_count == -1) before sampling."""
     strict_samplers: bool = False
     """v1.9 behaviour: an unknown or combined ("DPM++ 2M Karras") sampler name gives 404 "Sampler not found"."""

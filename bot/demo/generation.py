@@ -25,11 +25,16 @@ class Generator:
         self.config = config
         self.state = state
         self.errors = errors
+        self.model_switches = 0  # jobs that ran on another checkpoint than the loaded one
 
     async def generate(self, plan: Plan) -> list[Image.Image]:
         """The job's images; call it inside the job queue (it owns the shared state meanwhile)."""
         st, req = self.state, plan.req
         await asyncio.sleep(self.config.load_delay)
+        if plan.switched:
+            self.model_switches += 1
+            back = plan.req.get("override_settings_restore_afterwards", True) is not False
+            await asyncio.sleep(self.config.switch_delay * (2 if back else 1))
         plan.model.ensure_hashed()
         inits, mask = await self._inputs(plan)
         final_w, final_h = self._check_sizes(plan)
@@ -52,7 +57,8 @@ class Generator:
             if plan.hr and not st.stopped:
                 st.nextjob(more=True)
                 hr_sampler = req["hr_sampler_name"]
-                if hr_sampler is not None and hr_sampler not in {s["name"] for s in SAMPLERS}:
+                if self.config.dialect != "sdnext" and hr_sampler is not None and hr_sampler not in {
+                        s["name"] for s in SAMPLERS}:
                     raise self.errors.exception("AssertionError", f"bad sampler name: {hr_sampler}")
                 if plan.denoising is None:
                     raise self.errors.exception("TypeError", "'>' not supported between instances of 'NoneType' and 'int'")
@@ -88,7 +94,7 @@ class Generator:
             raise self.errors.exception("RuntimeError", "Calculated hires size is too small")
         if final_w * final_h * max(1, plan.batch_size) * max(1, plan.n_iter) > self.config.max_pixels:
             raise self.errors.oom()
-        if plan.hr:
+        if plan.hr and self.config.dialect != "sdnext":  # SD.Next's upscalers: sdnext.plan_hires
             upscaler = plan.req["hr_upscaler"]
             if upscaler is not None and upscaler not in LATENT_UPSCALE_MODES and not any(
                     u["name"] == upscaler for u in UPSCALERS):

@@ -22,6 +22,8 @@ from .data import (
     DemoConfig,
 )
 from .responses import ApiError, ErrorBodies
+from .sdnext import plan_hires as sdnext_plan_hires
+from .sdnext import resolve_sampler as sdnext_resolve_sampler
 from .settings import Checkpoint, WebUISettings
 
 # Settings an API request may not override (A1111 drops them from override_settings).
@@ -69,6 +71,7 @@ class Plan:
     init_images: list[str] = field(default_factory=list)
     mask: str | None = None
     vae: str | None = None
+    switched: bool = False  # runs on another checkpoint than the loaded one (a model switch, and back)
 
 
 def resolve_sampler(name: str | None, scheduler: str | None, *, strict: bool) -> tuple[str, str | None] | None:
@@ -128,12 +131,18 @@ class Planner:
         self.rng = random.Random(config.seed)
 
     def plan(self, req: dict[str, Any], kind: str) -> Plan:
-        self._check_scripts(req, kind)
+        dialect_sdnext = self.config.dialect == "sdnext"
+        if not dialect_sdnext:  # SD.Next logs an unknown script and runs without it
+            self._check_scripts(req, kind)
         for key in ("steps", "width", "height", "batch_size", "n_iter", "cfg_scale"):
             if req[key] is None:
                 raise self.errors.exception("TypeError", "unsupported operand type(s) for *: 'NoneType' and 'int'")
-        resolved = resolve_sampler(req["sampler_name"] or req["sampler_index"], req["scheduler"],
-                                   strict=self.config.strict_samplers)
+        if dialect_sdnext:  # no scheduler field: the sigma schedule is the `schedulers_sigma` option
+            name = sdnext_resolve_sampler(req)
+            resolved = (name, None) if name is not None else None
+        else:
+            resolved = resolve_sampler(req["sampler_name"] or req["sampler_index"], req["scheduler"],
+                                       strict=self.config.strict_samplers)
         if resolved is None:
             raise self.errors.http_exception(404, "Sampler not found")
         sampler, schedule = resolved
@@ -168,8 +177,12 @@ class Planner:
                     sampling_steps=max(1, steps), width=width, height=height, out_w=width // 8 * 8,
                     out_h=height // 8 * 8, sampler=sampler, schedule=schedule, cfg=float(req["cfg_scale"]),
                     model=model, opts=opts, extra={}, denoising=denoising, init_images=init_images)
+        plan.switched = model is not self.settings.model
         if kind == "txt2img" and req["enable_hr"]:
-            self._plan_hires(plan)
+            if dialect_sdnext:
+                sdnext_plan_hires(plan, self.errors)
+            else:
+                self._plan_hires(plan)
         if kind == "img2img":
             self._plan_img2img(plan)
         self._network_hashes(plan)

@@ -64,9 +64,9 @@ class ErrorBodies:
     def http_exception(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> ApiError:
         if self.dialect == "forge":
             return ApiError(status, {"detail": detail}, headers)
-        if self.dialect == "sdnext":
+        if self.dialect == "sdnext":  # middleware handle_exception: "errors" is str(e), "404: Sampler not found"
             return ApiError(status, {"error": "HTTPException", "code": status, "detail": detail, "body": "",
-                                     "errors": ""})
+                                     "errors": f"{status}: {detail}"})
         return ApiError(status, {"error": "HTTPException", "detail": detail, "body": "", "errors": ""})
 
     def exception(self, error: str, message: str, status: int = 500) -> ApiError:
@@ -88,7 +88,7 @@ class ErrorBodies:
         """A failed `--api-auth` check (SD.Next always says "Unauthorized"; Forge asks for Basic)."""
         if self.dialect == "sdnext":
             return ApiError(401, {"error": "HTTPException", "code": 401, "detail": "Unauthorized", "body": "",
-                                  "errors": ""})
+                                  "errors": "401: Unauthorized"})
         headers = {"WWW-Authenticate": "Basic"} if self.dialect == "forge" else None
         return self.http_exception(401, detail, headers)
 

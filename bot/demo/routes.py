@@ -28,6 +28,12 @@ from .images import decode_image, encode_png, grid
 from .jobs import JobQueue
 from .planning import Planner
 from .responses import DemoResponse, json_response
+from .sdnext import SAMPLERS as SDNEXT_SAMPLERS
+from .sdnext import build_info as sdnext_build_info
+from .sdnext import build_infotext as sdnext_build_infotext
+from .sdnext import fields as sdnext_fields
+from .sdnext import upscalers as sdnext_upscalers
+from .sdnext import version as sdnext_infotext_version
 from .settings import WebUISettings
 from .state import ProgressState
 from .validation import (
@@ -63,6 +69,8 @@ class CatalogueRoutes:
         return await self._list(request, [c.entry for c in self.settings.checkpoints])
 
     async def samplers(self, request: web.Request) -> web.Response:
+        if self.dialect == "sdnext":
+            return await self._list(request, SDNEXT_SAMPLERS)
         if self.dialect == "forge":  # dict[str, Any]: real booleans
             return await self._list(request, [{**s, "options": {k: (True if v == TRUE else v)
                                                                 for k, v in s["options"].items()}}
@@ -73,7 +81,7 @@ class CatalogueRoutes:
         return await self._list(request, SCHEDULERS)
 
     async def upscalers(self, request: web.Request) -> web.Response:
-        return await self._list(request, UPSCALERS)
+        return await self._list(request, sdnext_upscalers() if self.dialect == "sdnext" else UPSCALERS)
 
     async def latent_modes(self, request: web.Request) -> web.Response:
         return await self._list(request, [{"name": n} for n in LATENT_UPSCALE_MODES])
@@ -165,13 +173,21 @@ class JobRoutes:
         return await self._generation(request, "img2img")
 
     async def _generation(self, request: web.Request, kind: str) -> web.Response:
-        fields = TXT2IMG_FIELDS if kind == "txt2img" else IMG2IMG_FIELDS
+        dialect_sdnext = self.config.dialect == "sdnext"
+        if dialect_sdnext:
+            fields = sdnext_fields(kind)
+        else:
+            fields = TXT2IMG_FIELDS if kind == "txt2img" else IMG2IMG_FIELDS
         req = await self.gate.body(request, fields, record=True)
         plan = self.planner.plan(req, kind)
         images = await self.queue.submit(f"scripts_{kind}", lambda: self.generator.generate(plan))
         job_timestamp = self.state.job_timestamp
         version = self.config.effective_version
-        infotexts = [build_infotext(plan, k, version) for k in range(len(images))]
+        if dialect_sdnext:
+            version = sdnext_infotext_version(self.config.version)
+            infotexts = [sdnext_build_infotext(plan, k, version) for k in range(len(images))]
+        else:
+            infotexts = [build_infotext(plan, k, version) for k in range(len(images))]
         index_of_first_image = 0
         if req["save_images"] and len(images) >= 2 and plan.opts.get("return_grid", True):
             sheet = await asyncio.to_thread(grid, images)
@@ -184,7 +200,10 @@ class JobRoutes:
             encoded = await asyncio.to_thread(lambda: [base64.b64encode(png) for png in pngs])
         else:
             pngs, encoded = [], []
-        info = build_info(plan, infotexts, index_of_first_image, job_timestamp, version)
+        if dialect_sdnext:
+            info = sdnext_build_info(plan, infotexts, index_of_first_image, job_timestamp)
+        else:
+            info = build_info(plan, infotexts, index_of_first_image, job_timestamp, version)
         echo = dict(req)
         if kind == "img2img" and not req["include_init_images"]:
             echo["init_images"] = None

@@ -13,6 +13,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from .data import API, DemoConfig, Dialect
+from .form import DemoFormServer
 from .gate import RequestGate
 from .jobs import JobQueue
 from .responses import ApiError, DemoResponse, ErrorBodies, json_response
@@ -88,6 +89,11 @@ class DemoWebUI:
     @property
     def max_in_flight(self) -> int:
         return self.queue.max_in_flight
+
+    @property
+    def model_switches(self) -> int:
+        """Jobs that ran on another checkpoint than the loaded one (each cost `switch_delay`, twice)."""
+        return self.job_routes.generator.model_switches
 
     @property
     def jobs_served(self) -> int:
@@ -193,10 +199,14 @@ def demo_of(app: web.Application) -> DemoWebUI:
 
 
 async def serve(host: str, port: int, config: DemoConfig) -> None:
-    """Run a demo WebUI on host:port until SIGTERM or SIGINT (or cancellation), then stop it cleanly."""
-    demo = DemoWebUI(config)
+    """Run a demo WebUI (or, with `config.kind == "form"`, a demo form API server) on host:port until
+    SIGTERM or SIGINT (or cancellation), then stop it cleanly."""
+    demo: DemoWebUI | DemoFormServer = DemoFormServer(config) if config.kind == "form" else DemoWebUI(config)
     url = await demo.start(host, port)
-    log.info("demo WebUI ready at %s (API at %s/sdapi/v1/)", url, url)
+    if isinstance(demo, DemoFormServer):
+        log.info("demo form API server ready at %s (WEBUI_URL=form+%s)", url, url)
+    else:
+        log.info("demo WebUI ready at %s (API at %s/sdapi/v1/)", url, url)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     installed: list[signal.Signals] = []
@@ -225,10 +235,13 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual us
     parser.add_argument("--step-delay", type=float, default=0.05)
     parser.add_argument("--api-auth", default=None, help="user:pass")
     parser.add_argument("--dialect", choices=["a1111", "forge", "sdnext"], default="a1111")
+    parser.add_argument("--kind", choices=["webui", "form"], default="webui",
+                        help="webui: the A1111 API; form: a form-encoded API server (WEBUI_URL=form+http://...)")
     args = parser.parse_args(argv)
     auth = tuple(args.api_auth.split(":", 1)) if args.api_auth else None
     logging.basicConfig(level=logging.INFO)
-    config = DemoConfig(step_delay=args.step_delay, auth=auth, dialect=args.dialect)  # type: ignore[arg-type]
+    config = DemoConfig(step_delay=args.step_delay, auth=auth, dialect=args.dialect,  # type: ignore[arg-type]
+                        kind=args.kind)
     try:
         asyncio.run(serve(args.host, args.port, config))
     except KeyboardInterrupt:

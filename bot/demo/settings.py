@@ -9,6 +9,7 @@ from typing import Any
 
 from .data import DemoConfig, default_options
 from .responses import ErrorBodies
+from .sdnext import OPTIONS as SDNEXT_OPTIONS
 
 
 class Checkpoint:
@@ -60,6 +61,8 @@ class WebUISettings:
         self.checkpoints = [Checkpoint(copy.deepcopy(m)) for m in config.models]
         self.styles = {s["name"]: s for s in config.styles}
         self.options = default_options()
+        if config.dialect == "sdnext":
+            self.options.update(SDNEXT_OPTIONS)
         self.options["show_progress_every_n_steps"] = config.preview_every
         self.model: Checkpoint | None = None
         chosen = self.find_checkpoint(config.checkpoint) if config.checkpoint else None

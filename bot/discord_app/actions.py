@@ -193,6 +193,7 @@ class Actions:
         ticket = self.engine.admit(origin.user_id)
         try:
             request = await prepare()
+            self.engine.check_route(request)  # a request no backend can run is refused now, not queued
         except BaseException:
             self.engine.release(ticket)
             raise
@@ -211,6 +212,7 @@ class Actions:
             opts = dataclasses.replace(opts, init_image=b"")
         place = place_of(interaction)
         built = await preparer.prepare_for(opts, place, preset=preset)
+        self.engine.check_route(built)  # with what is known now: no backend can run it, a private answer now
 
         async def prepare() -> BuiltPayload:
             await self.defer(interaction, thinking=True)  # before any download or WebUI call: 3 s holds

@@ -132,6 +132,8 @@ class Catalogs:
     def _value(self, lang: str, value: Any) -> Any:
         if isinstance(value, (Text, Opt)):
             return self.render(lang, value)
+        if isinstance(value, (list, tuple)):  # a list of names: each in the reader's language, comma-joined
+            return ", ".join(f"`{self._value(lang, v)}`" for v in value)
         return value
 
     def join(self, lang: str, items: Iterable[Text | str]) -> str:

@@ -77,8 +77,16 @@ def escape(text: str, limit: int = PROMPT_CHARS) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
-def prompt_line(job: Job) -> str:
-    title = job.request.title
+def title_of(lang: str, job: Job) -> str:
+    """What a job is: its prompt, or for an upscale the factor and the upscaler."""
+    request = job.request
+    if request.kind == "upscale":
+        return say(lang, "summary.upscale_job", factor=f"{request.scale:g}", upscaler=request.upscaler)
+    return request.title
+
+
+def prompt_line(job: Job, lang: str = "en") -> str:
+    title = title_of(lang, job)
     return f"**{escape(title)}**" if title else ""
 
 
@@ -139,7 +147,7 @@ def _summary_lines(lang: str, head: str, facts: list[str | None], outcome: Outco
 
 def progress_text(lang: str, job: Job, position: int | None, queue_length: int, estimate: float | None) -> str:
     """The job message's text for a job that has not ended."""
-    head = prompt_line(job) + "\n" if prompt_line(job) else ""
+    head = prompt_line(job, lang) + "\n" if prompt_line(job, lang) else ""
     tail = "\n-# " + say(lang, "progress.resumed") if job.resumed else ""
     if job.pausing:
         key = "progress.pausing_waiting" if job.state is JobState.QUEUED else "progress.pausing_running"
@@ -163,7 +171,7 @@ def progress_text(lang: str, job: Job, position: int | None, queue_length: int, 
 
 def final_text(lang: str, job: Job) -> str:
     """A job message's last words when the job was cancelled, or when its result went to another message."""
-    head = prompt_line(job)
+    head = prompt_line(job, lang)
     if job.state is JobState.CANCELLED:
         if job.cancelled_by and job.cancelled_by != job.user_id:
             return f"{head}\n" + say(lang, "final.cancelled_by", user=f"<@{job.cancelled_by}>")
@@ -173,7 +181,7 @@ def final_text(lang: str, job: Job) -> str:
 
 def failed_text(lang: str, job: Job, reason: Text | str, error_id: str) -> str:
     """A failed job keeps its prompt (and Retry / Edit buttons); the reason is short, plain words."""
-    head = prompt_line(job)
+    head = prompt_line(job, lang)
     reason_text = say(lang, reason) if isinstance(reason, Text) else escape(str(reason), 300)
     line = "❌ " + say(lang, "final.failed", reason=reason_text, error_id=error_id)
     return f"{head}\n{line}" if head else line
@@ -200,7 +208,7 @@ def status_text(lang: str, view: StatusView) -> str:
                          else say(lang, "status.running"))
             else:
                 where = say(lang, "status.queued_at", position=position)
-            lines.append(f"`{job.id}` {where} — {escape(job.request.title, 80)}")
+            lines.append(f"`{job.id}` {where} — {escape(title_of(lang, job), 80)}")
         if view.total > len(view.jobs):
             lines.append(say(lang, "status.more", count=view.total - len(view.jobs)))
     else:

@@ -189,13 +189,19 @@ def _parse(text: str, flavour: str) -> dict:
 # --------------------------------------------------------------------------------------------------
 
 
+# SD.Next's `schedulers_sigma` values with an A1111 schedule type of the same name.
+_SDNEXT_SIGMA_LABELS = {"karras": "Karras", "exponential": "Exponential", "betas": "Beta"}
+
+
 def _sampler_and_scheduler(raw: Mapping[str, str], flavour: str) -> tuple[str | None, str | None]:
     sampler = raw.get("Sampler", "").strip() or None
     scheduler = raw.get("Schedule type", "").strip() or None
     if flavour == SDNEXT:
         # SD.Next has no scheduler field and its own sampler list: the name is used as written
-        # (its original backend still has combined names such as "DPM++ 2M Karras").
-        return sampler, scheduler
+        # (its original backend still has combined names such as "DPM++ 2M Karras"). Its sigma schedule is
+        # the `schedulers_sigma` option, written as "Sampler sigma" when it isn't `default`.
+        sigma = raw.get("Sampler sigma", "").strip().casefold()
+        return sampler, scheduler or _SDNEXT_SIGMA_LABELS.get(sigma)
     if sampler is None and scheduler is None:
         return None, None
     name, label = resolve_sampler_and_scheduler(sampler, scheduler, convert_automatic=False)

@@ -41,8 +41,12 @@ from bot.errors import (
 )
 from bot.text import T
 
+from . import flavours
 from .errors import error_from_response
 from .errors import short as _short
+from .http import basic_auth as _basic_auth
+from .http import new_session, transport_error
+from .http import parse_base_url as _parse_base_url
 from .stream import GenerationStream, looks_like_image
 
 __all__ = [
@@ -249,33 +253,16 @@ def _decode_progress(raw: bytes) -> Progress:
 # --------------------------------------------------------------------------------------------------
 
 
-def _parse_base_url(base_url: str) -> tuple[URL, tuple[str, str] | None]:
-    text = base_url.strip()
-    if "://" not in text:
-        text = "http://" + text
-    url = URL(text)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("the WebUI URL must look like http://host:port")
-    creds = None
-    if url.user is not None:
-        creds = (url.user, url.password or "")
-    url = url.with_user(None).with_password(None).with_query(None).with_fragment(None)
-    path = url.path if url.path.endswith("/") else url.path + "/"
-    for suffix in ("/sdapi/v1/", "/sdapi/"):  # a pasted API URL: keep the WebUI's own address
-        if path.endswith(suffix):
-            path = path[: -len(suffix) + 1]
-            break
-    return url.with_path(path), creds
-
-
 class WebUIClient:
     """Client for one WebUI server (A1111, Forge, SD.Next): the reference `backend.Backend`."""
 
     kind = "webui"
 
     def missing(self, request_kind: str, payload: dict[str, Any], asked: Any) -> list[str]:
-        """Every /draw option has its field in the WebUI API; what a flavour can't apply is handled here."""
-        return []
+        """Every /draw option has its field in the WebUI API; what this server's flavour can't apply (an
+        asked schedule type SD.Next has no equivalent for, see `flavours`) is named here. Before the flavour
+        is known (`detect_flavour`), nothing is."""
+        return flavours.unsupported(self.flavour, request_kind, payload, asked or ())
 
     def __init__(
         self,
@@ -298,6 +285,9 @@ class WebUIClient:
         self.catalogue_timeout = catalogue_timeout
         self.connect_timeout = connect_timeout
         self.last_version: str | None = None
+        self.flavour: str | None = None
+        """"a1111", "forge" or "sdnext" once known (`detect_flavour`, `version_info`); None before."""
+        self._flavour_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
         self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
@@ -310,11 +300,7 @@ class WebUIClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=16),
-                headers={"User-Agent": "sdcord"},
-                raise_for_status=False,
-            )
+            self._session = new_session()
         return self._session
 
     async def close(self) -> None:
@@ -366,31 +352,9 @@ class WebUIClient:
                         await sink(chunk)
                 else:
                     raw = await resp.read()
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise WebUIConnectionError(
-                T("failure.unreachable"), backend=self.display_url, reached=False,
-                detail=f"can't reach {self.display_url} (no answer to the connection; {type(exc).__name__}): "
-                       "is it running with --api?") from None
-        except TimeoutError:
-            key = "failure.timeout_job" if timeout is self._generation_t else "failure.timeout_answer"
-            raise WebUITimeoutError(
-                T(key, seconds=f"{limit:g}"), backend=self.display_url,
-                detail=f"{self.display_url}: {method} /{path} got no answer within {limit:g} s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise WebUIConnectionError(
-                T("failure.unreachable"), backend=self.display_url, reached=False,
-                detail=_short(f"can't reach {self.display_url} ({_os_error_text(exc)}): is it running with --api?"),
-            ) from None
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError,
-                aiohttp.ClientConnectionError) as exc:
-            raise WebUIConnectionError(
-                T("failure.broke_off"), backend=self.display_url,
-                detail=_short(f"the connection to {self.display_url} broke off ({type(exc).__name__}: {exc})"),
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise WebUIConnectionError(
-                T("failure.unreachable"), backend=self.display_url,
-                detail=_short(f"can't talk to {self.display_url}: {type(exc).__name__}: {exc}")) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_error(exc, backend=self.display_url, what=f"{method} /{path}", limit=limit,
+                                  job=timeout is self._generation_t, hint="is it running with --api?") from None
         elapsed = time.monotonic() - started
         log.debug("%s %s /%s -> %d (%d bytes, %.2fs)", self.name, method, path, status, len(raw), elapsed)
         if not 200 <= status < 300:
@@ -426,7 +390,9 @@ class WebUIClient:
     # ---------------------------------------------------------------- generation
 
     async def _generate(self, path: str, payload: dict[str, Any]) -> GenerationResult:
-        """The body is decoded while it arrives (GenerationStream): never held whole in memory."""
+        """The body is decoded while it arrives (GenerationStream): never held whole in memory. The payload
+        is adapted to the server's flavour first (`flavours.adapt_payload`)."""
+        payload = flavours.adapt_payload(await self.detect_flavour(), payload)
         stream = GenerationStream()
 
         async def sink(chunk: bytes) -> None:
@@ -504,11 +470,25 @@ class WebUIClient:
         return await self._get_list("sdapi/v1/sd-models")
 
     async def samplers(self) -> list[dict[str, Any]]:
-        return await self._get_list("sdapi/v1/samplers")
+        """The samplers /draw can use (SD.Next's hires-only "Same as primary" left out)."""
+        items = await self._get_list("sdapi/v1/samplers")
+        if self.flavour is None and flavours.may_be_sdnext_samplers(items):
+            await self.detect_flavour()
+        return flavours.adapt_samplers(self.flavour, items)
 
     async def schedulers(self) -> list[dict[str, Any]]:
-        """[] on WebUIs without /schedulers (A1111 ≤ 1.9.0, SD.Next)."""
-        return await self._get_list("sdapi/v1/schedulers", missing_ok=True)
+        """GET /sdapi/v1/schedulers. A WebUI without it: [] for A1111 ≤ 1.9.0, and for SD.Next the schedule
+        types sdcord can apply there through its sigma option (`flavours.schedulers_for`)."""
+        try:
+            data = await self._get_json("sdapi/v1/schedulers")
+        except WebUIResponseError as exc:
+            if exc.status != 404:
+                raise
+            return flavours.schedulers_for(await self.detect_flavour())
+        if not isinstance(data, list):
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail=f"{self.display_url} sent a /sdapi/v1/schedulers answer that is not a list")
+        return [item for item in data if isinstance(item, dict)]
 
     async def upscalers(self) -> list[dict[str, Any]]:
         return await self._get_list("sdapi/v1/upscalers")
@@ -550,16 +530,36 @@ class WebUIClient:
         except orjson.JSONDecodeError:
             return 200, None
 
+    async def detect_flavour(self) -> str:
+        """"a1111", "forge" or "sdnext", asked once and kept (reference §11: only SD.Next has /version, only
+        Forge /sd-modules or a Version starting with "f"). Raises a WebUIError when the server can't be asked."""
+        if self.flavour is not None:
+            return self.flavour
+        async with self._flavour_lock:
+            if self.flavour is None:
+                version_status, body = await self._probe("sdapi/v1/version")
+                if version_status == 200 and isinstance(body, dict):
+                    flavour = flavours.SDNEXT
+                elif (self.last_version or "").startswith("f"):
+                    flavour = flavours.FORGE
+                else:
+                    modules_status, _ = await self._probe("sdapi/v1/sd-modules")
+                    flavour = flavours.FORGE if modules_status == 200 else flavours.A1111
+                self.flavour = flavour
+                log.debug("%s is %s", self.name, flavour)
+            return self.flavour
+
     async def version_info(self) -> dict[str, Any]:
         """Best-effort flavour/version detection (reference §11) for a doctor command.
 
-        Returns {"flavour": "a1111"|"forge"|"sdnext", "version": str|None, "api": True, "schedulers": bool,
-        "sd_modules": bool, "models": int, "detail": str, "backend": display_url}; "version" is known for
-        SD.Next, otherwise only after a generation (A1111/Forge report it in `info.version`). Raises a
+        Returns {"kind": "webui", "flavour": "a1111"|"forge"|"sdnext", "version": str|None, "api": True,
+        "schedulers": bool, "sd_modules": bool, "models": int, "detail": str, "backend": display_url};
+        "version" is known for SD.Next (the date of its commit, with "hash"), otherwise only after a
+        generation (A1111/Forge report it in `info.version`). Raises a
         WebUIError when the API can't be used at all: unreachable, bad credentials, no --api (404), or a
         server that does not answer like a WebUI.
         """
-        out: dict[str, Any] = {"backend": self.display_url, "flavour": "unknown", "version": self.last_version,
+        out: dict[str, Any] = {"backend": self.display_url, "kind": self.kind, "flavour": "unknown", "version": self.last_version,
                                "api": False, "schedulers": False, "sd_modules": False, "detail": ""}
         models = await self._get_json("sdapi/v1/sd-models")
         if not isinstance(models, list):
@@ -575,8 +575,12 @@ class WebUIClient:
         version = self.last_version
         if version_status == 200 and isinstance(version_body, dict):
             out["flavour"] = "sdnext"
-            sdnext_version = version_body.get("version") or version_body.get("hash") or version_body.get("updated")
+            # {"app": "sd.next", "updated": "2025-03-02", "hash": "431bcc36", "branch", "url"}, or
+            # {"app", "version": "unknown", "branch"} when git fails (SD.Next installer.py get_version)
+            sdnext_version = version_body.get("updated") or version_body.get("version") or version_body.get("hash")
             out["version"] = str(sdnext_version) if sdnext_version else version
+            if version_body.get("hash"):
+                out["hash"] = str(version_body["hash"])
             out["detail"] = "SD.Next"
         elif modules_status == 200 or (version or "").startswith("f"):
             out["flavour"] = "forge"
@@ -586,12 +590,9 @@ class WebUIClient:
             out["detail"] = "AUTOMATIC1111 1.9.1 or later"
         else:
             out["flavour"] = "a1111"
-            out["detail"] = "AUTOMATIC1111 1.9.0 or older (no /schedulers), or SD.Next"
+            out["detail"] = "AUTOMATIC1111 1.9.0 or older (no /schedulers)"
+        self.flavour = out["flavour"]
         return out
-
-
-def _basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _b64(data: bytes) -> str:
@@ -611,10 +612,3 @@ async def _dumps(payload: Any) -> bytes:
     if isinstance(payload, dict) and any(isinstance(v, (str, list)) and len(v) > 65536 for v in payload.values()):
         return await asyncio.to_thread(dump)
     return dump()
-
-
-def _os_error_text(exc: aiohttp.ClientConnectorError) -> str:
-    os_error = getattr(exc, "os_error", None)
-    if os_error is not None:
-        return f"{type(os_error).__name__}: {getattr(os_error, 'strerror', None) or os_error}"
-    return type(exc).__name__

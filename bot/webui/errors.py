@@ -110,6 +110,6 @@ def error_from_response(status: int, raw: bytes, *, backend: str, path: str, had
     if status == 404 and detail in ("Not Found", ""):
         return WebUIResponseError(T("failure.no_api"),
                                   **{**common, "detail": f"{backend} has no /{path} endpoint (started without --api?)"})
-    if status == 404 and "sampler not found" in detail.lower():
+    if status in (400, 404) and "sampler not found" in detail.lower():  # 404 up to A1111 1.9 and in SD.Next, 400 since 1.10
         return WebUIResponseError(T("failure.sampler_not_found"), **common)
     return WebUIResponseError(T("failure.server_status", status=status), **common)

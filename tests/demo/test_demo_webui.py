@@ -516,3 +516,45 @@ async def test_create_app_and_demo_of() -> None:
     app = create_app(DemoConfig())
     demo = demo_of(app)
     assert isinstance(demo, DemoWebUI) and demo.app is app
+
+
+async def test_sdnext_dialect_request_model_samplers_sigma_and_infotext(demo_webui_factory: Any) -> None:
+    """SD.Next (pydantic 1.10): its plain-str fields refuse null, unknown keys are dropped, samplers are its own
+    (exact names, 404 otherwise), the sigma schedule is the `schedulers_sigma` option, its own infotext."""
+    sdnext = await demo_webui_factory(dialect="sdnext")
+    small = {"prompt": "x", "steps": 2, "width": 64, "height": 64, "seed": 3}
+    status, raw, _ = await call(sdnext, "POST", "txt2img", body={**small, "sampler_name": None,
+                                                                "hr_sampler_name": None, "styles": None})
+    assert status == 422 and json.loads(raw) == {"detail": [
+        {"loc": ["body", "sampler_name"], "msg": "none is not an allowed value", "type": "type_error.none.not_allowed"},
+        {"loc": ["body", "hr_sampler_name"], "msg": "none is not an allowed value",
+         "type": "type_error.none.not_allowed"}]}  # styles is Optional there
+    status, raw, _ = await call(sdnext, "POST", "txt2img", body={**small, "sampler_name": "DPM++ 2M Karras"})
+    assert (status, json.loads(raw)) == (404, {"error": "HTTPException", "code": 404, "detail": "Sampler not found",
+                                               "body": "", "errors": "404: Sampler not found"})
+    status, raw, _ = await call(sdnext, "POST", "txt2img", body={
+        **small, "sampler_name": "DPM++ 2M", "scheduler": "Karras", "override_settings": {"schedulers_sigma": "karras"}})
+    assert status == 200
+    result = json.loads(raw)
+    info = json.loads(result["info"])
+    assert "scheduler" not in result["parameters"] and result["parameters"]["cfg_scale"] == 6.0  # SD.Next's default
+    text = info["infotexts"][0]
+    assert text.startswith("x\nNegative prompt: \nSteps: 2, Size: 64x64, Sampler: DPM++ 2M, Seed: 3, "), text
+    assert "App: SD.Next, Version: 431bcc3" in text and text.endswith("Operations: txt2img, Sampler sigma: karras")
+    assert "Schedule type" not in text and "version" not in info and info["sampler_name"] == "DPM++ 2M"
+    assert (await call(sdnext, "GET", "options"))[1].count(b'"schedulers_sigma":"default"') == 1  # restored
+    samplers = json.loads((await call(sdnext, "GET", "samplers"))[1])
+    assert samplers[:2] == [{"name": "Default", "aliases": [], "options": {}},
+                            {"name": "UniPC", "aliases": [], "options": {}}]
+    assert samplers[-1]["name"] == "Same as primary"
+    # hires resizes only with hr_resize_mode > 0, with SD.Next's own upscaler names
+    hires = {**small, "enable_hr": True, "hr_scale": 2, "denoising_strength": 0.5}
+    status, raw, _ = await call(sdnext, "POST", "txt2img", body={**hires, "hr_upscaler": "Latent"})
+    assert status == 200 and "Operations: txt2img; hires" in json.loads(json.loads(raw)["info"])["infotexts"][0]
+    status, raw, _ = await call(sdnext, "POST", "txt2img", body={**hires, "hr_upscaler": "Latent", "hr_resize_mode": 1})
+    assert status == 500 and json.loads(raw)["error"] == "UnboundLocalError"
+    status, raw, _ = await call(sdnext, "POST", "txt2img",
+                                body={**hires, "hr_upscaler": "Latent Bilinear", "hr_resize_mode": 1})
+    assert status == 200
+    text = json.loads(json.loads(raw)["info"])["infotexts"][0]
+    assert "Operations: txt2img; upscale; hires" in text and "Hires size: 128x128" in text

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from bot.images import png
+from tests.support.demo_plugin import demo_form_server  # noqa: F401 - fixture (not in conftest)
 from tests.support.processes import clean_env, free_port, sdcord
 
 pytestmark = pytest.mark.timeout(90)
@@ -149,3 +150,40 @@ async def test_doctor_checks_every_backend(demo_webui: Any, tmp_path: Path) -> N
     lines = text.splitlines()
     assert any(line.startswith("WebUI #1 reachable") and " ok " in line for line in lines), text
     assert any(line.startswith("WebUI #2 reachable") and "FAIL" in line for line in lines), text
+
+
+def reachable_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if " reachable " in line]
+
+
+async def test_doctor_names_each_backends_kind_flavour_and_version(demo_webui_factory: Any, tmp_path: Path) -> None:
+    a1111 = await demo_webui_factory()
+    forge = await demo_webui_factory(dialect="forge")
+    sdnext = await demo_webui_factory(dialect="sdnext")
+    urls = f"{a1111.url},{forge.url},{sdnext.url}"
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=urls), cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    rows = reachable_rows(text)
+    assert rows[0].split() == ["WebUI", "#1", "reachable", "ok", a1111.url, "(webui,", "a1111)"], text
+    assert rows[1].split() == ["WebUI", "#2", "reachable", "ok", forge.url, "(webui,", "forge)"], text
+    assert rows[2].split() == ["WebUI", "#3", "reachable", "ok", sdnext.url, "(webui,", "sdnext", "2025-03-02)"], text
+    # SD.Next has no /schedulers: the doctor lists the schedule types sdcord applies there, and checks the default
+    lines = text.splitlines()
+    assert any(line.startswith("WebUI #3 schedulers") and "4 available: Automatic, Karras, Exponential" in line
+               for line in lines), text
+    assert any(line.startswith("WebUI #3 DEFAULT_SCHEDULER") and " ok " in line for line in lines), text
+    assert any(line.startswith("WebUI #3 DEFAULT_SAMPLER") and " ok " in line for line in lines), text
+
+
+async def test_doctor_asks_a_form_server_only_what_it_can_answer(demo_form_server: Any, tmp_path: Path) -> None:
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_form_server.backend_url),
+                        cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0, text
+    rows = reachable_rows(text)
+    assert len(rows) == 1 and " ok " in rows[0] and "(form, form" in rows[0], text
+    assert not any(word in text for word in ("WebUI models", "WebUI samplers", "WebUI schedulers",
+                                             "WebUI DEFAULT_SAMPLER")), text

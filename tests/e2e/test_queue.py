@@ -224,7 +224,7 @@ async def test_status_shows_backends_queue_and_my_jobs(fake_discord: Any, demo_w
         await up.wait_for(lambda i: i.original is not None and "Upscale 2×" in i.original.content, timeout=10)
         ix = await fake.invoke(fake.alice, fake.channel, "status", {})
         await ix.wait_ack()
-        assert "Upscale 2× of image 1" in ix.original.content, ix.original.content
+        assert "Upscale 2× with R-ESRGAN 4x+" in ix.original.content, ix.original.content
         for job in (mine, up):
             await finished(job)
 

@@ -323,6 +323,10 @@ def test_options_sdnext() -> None:
     )
     # SD.Next's own sampler names are used as written, never split into sampler + schedule.
     assert options_from_infotext(SDNEXT.replace("Euler a", "DPM++ 2M Karras")).sampler == "DPM++ 2M Karras"
+    # its sigma schedule ("Sampler sigma", written when not `default`) is the schedule type of a rerun
+    assert options_from_infotext(SDNEXT + ", Sampler sigma: karras").scheduler == "Karras"
+    assert options_from_infotext(SDNEXT + ", Sampler sigma: betas").scheduler == "Beta"
+    assert options_from_infotext(SDNEXT + ", Sampler sigma: lambdas").scheduler is None  # no A1111 equivalent
 
 
 @pytest.mark.parametrize(

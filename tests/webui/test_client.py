@@ -109,8 +109,14 @@ async def test_catalogue_calls(demo_webui_factory: Any) -> None:
 
     sdnext = await demo_webui_factory(dialect="sdnext")
     async with WebUIClient(sdnext.url) as client:
-        assert await client.schedulers() == []  # 404 there: older A1111 and SD.Next
-        assert (await client.version_info())["flavour"] == "sdnext"
+        # no /schedulers there: the schedule types sdcord can apply through SD.Next's sigma option
+        assert [s["label"] for s in await client.schedulers()] == ["Automatic", "Karras", "Exponential", "Beta"]
+        assert client.flavour == "sdnext"
+        assert "Same as primary" not in [s["name"] for s in await client.samplers()]  # hires-only
+        version = await client.version_info()
+        assert (version["kind"], version["flavour"], version["version"], version["hash"]) == (
+            "webui", "sdnext", "2025-03-02", "431bcc36")
+
     forge = await demo_webui_factory(dialect="forge")
     async with WebUIClient(forge.url) as client:
         assert await client.sd_vae() == []  # Forge removed /sd-vae
@@ -202,10 +208,13 @@ async def test_500_shapes_and_out_of_memory(demo_webui_factory: Any, dialect: st
         assert err.out_of_memory and err.error_type == "OutOfMemoryError" and err.status == 500
         assert err.detail.startswith("CUDA out of memory")
         assert "out of GPU memory" in english(err.message)
-        with pytest.raises(WebUIServerError) as caught:  # hires without denoising_strength: TypeError after pass 1
+        # hires without denoising_strength: A1111/Forge fail after pass 1 (TypeError); SD.Next has a default
+        # strength and fails on the missing hr_upscaler instead (`p.hr_upscaler.lower()` in process_hires)
+        expected = "AttributeError" if dialect == "sdnext" else "TypeError"
+        with pytest.raises(WebUIServerError) as caught:
             await client.txt2img({**SMALL, "enable_hr": True})
-        assert not caught.value.out_of_memory and caught.value.error_type == "TypeError"
-        assert english(caught.value.message) == "The image server failed (TypeError)."
+        assert not caught.value.out_of_memory and caught.value.error_type == expected
+        assert english(caught.value.message) == f"The image server failed ({expected})."
     assert len(demo.received) == 2  # never retried
 
 
