@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 MAX_PROMPT_LENGTH = 1500
-MAX_SEED = 4294967295
+MAX_SEED = 4294967295  # what /draw offers (the WebUIs' own random seeds are below 2^32)
+MAX_ANY_SEED = 2**53 - 1  # what a rerun or Edit may carry: form API servers give seeds above 2^32
 MIN_CFG, MAX_CFG = 1.0, 30.0
 MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -1.0, 2.0
 MAX_HIRES = 2.0
@@ -209,8 +210,8 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         problems.append(out_of_range("cfg_scale", cfg, MIN_CFG, MAX_CFG))
 
     seed = -1 if opts.seed is None else opts.seed
-    if not -1 <= seed <= MAX_SEED:
-        problems.append(T("problem.seed", option=Opt("seed"), high=MAX_SEED, value=seed))
+    if not -1 <= seed <= MAX_ANY_SEED:
+        problems.append(T("problem.seed", option=Opt("seed"), high=MAX_ANY_SEED, value=seed))
 
     batch = 1 if opts.batch is None else opts.batch
     if not 1 <= batch <= settings.max_batch:

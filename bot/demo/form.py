@@ -31,13 +31,14 @@ import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 from PIL import Image
 
 from .data import DemoConfig
 from .images import fit, render_image
+from .site import DemoSite
 
 __all__ = ["DOWNLOAD_FAULTS", "FORM_LIMITS", "DemoFormServer"]
 
@@ -92,8 +93,10 @@ class _Job:
     init: Image.Image | None
 
 
-class DemoFormServer:
+class DemoFormServer(DemoSite):
     """One demo form API server. `start()` serves it on a port; `url` is its base URL."""
+
+    label = "demo form API server"
 
     def __init__(self, config: DemoConfig | None = None):
         self.config = config or DemoConfig(kind="form")
@@ -118,42 +121,15 @@ class DemoFormServer:
         self._injections: dict[str, deque[tuple[int, Any]]] = {}
         self._lock = asyncio.Lock()
         self._rng = random.Random(self.config.seed)
-        self._runner: web.AppRunner | None = None
-        self.url: str | None = None
-        self.port: int | None = None
+        DemoSite.__init__(self)
         self.app = self._build_app()
 
     # ---------------------------------------------------------------- lifecycle
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0 = any free port); returns the base URL, e.g. http://127.0.0.1:54321."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        addresses = self._runner.addresses
-        self.port = addresses[0][1] if addresses else port
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
-        log.info("demo form API server listening on %s", self.url)
-        return self.url
 
     @property
     def backend_url(self) -> str:
         """The WEBUI_URL entry for this server: form+http://host:port."""
         return f"form+{self.url}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        if self._runner is None:
-            await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ---------------------------------------------------------------- test hooks
 

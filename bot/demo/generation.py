@@ -13,6 +13,7 @@ from bot.images.infotext import create_infotext
 
 from .data import LATENT_UPSCALE_MODES, SAMPLERS, UPSCALERS, DemoConfig
 from .images import decode_image, finish, fit, render_image
+from .info import info_head
 from .planning import Lazy, Plan
 from .responses import ErrorBodies, dumps
 from .state import ProgressState
@@ -194,18 +195,7 @@ def build_info(plan: Plan, infotexts: list[str], index_of_first_image: int, job_
     req, opts = plan.req, plan.opts
     restore = req["restore_faces"] if req["restore_faces"] is not None else bool(opts.get("face_restoration"))
     return {
-        "prompt": plan.prompts[0] if plan.prompts else req["prompt"],
-        "all_prompts": plan.prompts,
-        "negative_prompt": plan.negatives[0] if plan.negatives else req["negative_prompt"],
-        "all_negative_prompts": plan.negatives,
-        "seed": plan.seeds[0] if plan.seeds else -1,
-        "all_seeds": plan.seeds,
-        "subseed": plan.subseeds[0] if plan.subseeds else -1,
-        "all_subseeds": plan.subseeds,
-        "subseed_strength": plan.subseed_strength,
-        "width": plan.width,
-        "height": plan.height,
-        "sampler_name": plan.sampler,
+        **info_head(plan),
         "cfg_scale": plan.cfg,
         "steps": plan.steps,
         "batch_size": plan.batch_size,

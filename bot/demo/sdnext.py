@@ -30,6 +30,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .data import UPSCALERS
+from .info import info_head
 from .validation import Field, _fields
 
 if TYPE_CHECKING:
@@ -298,18 +299,7 @@ def build_info(plan: Plan, infotexts: list[str], index_of_first_image: int, job_
     req = plan.req
     cfg_end = req["cfg_end"] if req["cfg_end"] is not None else 1
     return {
-        "prompt": plan.prompts[0] if plan.prompts else req["prompt"],
-        "all_prompts": plan.prompts,
-        "negative_prompt": plan.negatives[0] if plan.negatives else req["negative_prompt"],
-        "all_negative_prompts": plan.negatives,
-        "seed": plan.seeds[0] if plan.seeds else -1,
-        "all_seeds": plan.seeds,
-        "subseed": plan.subseeds[0] if plan.subseeds else -1,
-        "all_subseeds": plan.subseeds,
-        "subseed_strength": plan.subseed_strength,
-        "width": plan.width,
-        "height": plan.height,
-        "sampler_name": plan.sampler,
+        **info_head(plan),
         "cfg_scale": plan.cfg if plan.cfg > 1 else None,
         "cfg_end": cfg_end if cfg_end < 0 else None,
         "steps": plan.steps,

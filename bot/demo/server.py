@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +19,7 @@ from .jobs import JobQueue
 from .responses import ApiError, DemoResponse, ErrorBodies, json_response
 from .routes import CatalogueRoutes, Handler, JobRoutes
 from .settings import WebUISettings
+from .site import DemoSite
 from .state import ProgressState
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 _DEMO_KEY: web.AppKey[DemoWebUI] = web.AppKey("sdcord_demo_webui", object)  # type: ignore[arg-type]
 
 
-class DemoWebUI:
+class DemoWebUI(DemoSite):
     """One demo WebUI instance. `app` can be mounted anywhere; `start()` serves it on a port."""
 
     def __init__(self, config: DemoConfig | None = None):
@@ -45,39 +46,17 @@ class DemoWebUI:
         self.catalogue_routes = CatalogueRoutes(self.config, self.settings, self.gate, self.state, lambda: self.port)
         self.job_routes = JobRoutes(self.config, self.settings, self.gate, self.queue,
                                     lambda response: self._remember(self.responses, response))
-        self._runner: web.AppRunner | None = None
-        self.url: str | None = None
-        self.port: int | None = None
+        DemoSite.__init__(self)
         self.app = self._build_app()
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0 = any free port); returns the base URL, e.g. http://127.0.0.1:54321."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        addresses = self._runner.addresses
-        self.port = addresses[0][1] if addresses else port
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
-        log.info("demo WebUI (%s dialect) listening on %s", self.dialect, self.url)
-        return self.url
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"demo WebUI ({self.dialect} dialect)"
 
-    async def stop(self) -> None:
+    async def before_stop(self) -> None:
         await self.queue.cancel_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        if self._runner is None:
-            await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ---------------------------------------------------------------- test hooks
 

@@ -44,8 +44,8 @@ from bot.text import T
 from . import flavours
 from .errors import error_from_response
 from .errors import short as _short
+from .http import SessionOwner, transport_error
 from .http import basic_auth as _basic_auth
-from .http import new_session, transport_error
 from .http import parse_base_url as _parse_base_url
 from .stream import GenerationStream, looks_like_image
 
@@ -253,7 +253,7 @@ def _decode_progress(raw: bytes) -> Progress:
 # --------------------------------------------------------------------------------------------------
 
 
-class WebUIClient:
+class WebUIClient(SessionOwner):
     """Client for one WebUI server (A1111, Forge, SD.Next): the reference `backend.Backend`."""
 
     kind = "webui"
@@ -298,21 +298,7 @@ class WebUIClient:
 
     # ---------------------------------------------------------------- session
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-    async def __aenter__(self) -> WebUIClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    # `_get_session`, `close` and `async with` come from SessionOwner
 
     # ---------------------------------------------------------------- transport
 

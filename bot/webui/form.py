@@ -34,7 +34,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Collection
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import orjson
@@ -54,7 +54,7 @@ from bot.text import Opt, T
 
 from .client import GenerationResult, Progress
 from .errors import error_from_response, short
-from .http import basic_auth, new_session, parse_base_url, transport_error
+from .http import SessionOwner, basic_auth, parse_base_url, transport_error
 
 __all__ = ["DEFAULT_MAX_DOWNLOAD", "FORM_PREFIX", "LIMITS", "FormClient"]
 
@@ -98,7 +98,7 @@ def _text_number(value: float) -> str:
     return repr(float(value))
 
 
-class FormClient:
+class FormClient(SessionOwner):
     """Client for one form-encoded Stable Diffusion API server: a `backend.Backend`."""
 
     kind = "form"
@@ -196,21 +196,7 @@ class FormClient:
 
     # ---------------------------------------------------------------- session
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session()
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    # `_get_session`, `close` and `async with` come from SessionOwner
 
     # ---------------------------------------------------------------- transport
 

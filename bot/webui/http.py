@@ -7,6 +7,7 @@ Never imports discord.
 from __future__ import annotations
 
 import base64
+from typing import Self
 
 import aiohttp
 from yarl import URL
@@ -16,7 +17,7 @@ from bot.text import T
 
 from .errors import short
 
-__all__ = ["basic_auth", "new_session", "os_error_text", "parse_base_url", "transport_error"]
+__all__ = ["SessionOwner", "basic_auth", "new_session", "os_error_text", "parse_base_url", "transport_error"]
 
 WEBUI_API_SUFFIXES = ("/sdapi/v1/", "/sdapi/")
 
@@ -90,3 +91,25 @@ def os_error_text(exc: aiohttp.ClientConnectorError) -> str:
     if os_error is not None:
         return f"{type(os_error).__name__}: {getattr(os_error, 'strerror', None) or os_error}"
     return type(exc).__name__
+
+
+class SessionOwner:
+    """A client's one aiohttp session: made on first use, closed by `close` or `async with`."""
+
+    _session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

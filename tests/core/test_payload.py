@@ -62,8 +62,8 @@ def test_explicit_options_map_to_api_fields() -> None:
     ({"steps": 51}, "`steps` must be between 1 and 50 (got 51)."),
     ({"cfg_scale": 0.5}, "`cfg_scale` must be between 1 and 30 (got 0.5)."),
     ({"cfg_scale": 31}, "`cfg_scale` must be between 1 and 30 (got 31)."),
-    ({"seed": -2}, "`seed` must be between -1 (random) and 4294967295 (got -2)."),
-    ({"seed": 4294967296}, "`seed` must be between -1 (random) and 4294967295 (got 4294967296)."),
+    ({"seed": -2}, "`seed` must be between -1 (random) and 9007199254740991 (got -2)."),
+    ({"seed": 2**53}, "`seed` must be between -1 (random) and 9007199254740991 (got 9007199254740992)."),
     ({"batch": 0}, "`batch` must be between 1 and 4 (got 0)."),
     ({"batch": 5}, "`batch` must be between 1 and 4 (got 5)."),
     ({"width": 63}, "`width` must be between 64 and 2048 (got 63)."),
@@ -130,3 +130,8 @@ def test_autocomplete_choices_are_substring_matches_capped_at_25(catalogue: Cata
     assert len(many.choices("sampler", "")) == 25
     assert catalogue.choices("model", "jugg") == [("SDXL/juggernautXL_v9.safetensors",
                                                    "SDXL/juggernautXL_v9.safetensors")]
+
+
+def test_a_form_servers_seed_above_2_to_the_32_can_be_run_again() -> None:
+    built = build_request(DrawOptions("a cat", seed=3090352432285578), SETTINGS)
+    assert built.payload["seed"] == 3090352432285578

@@ -388,8 +388,8 @@ def test_options_absent_and_unparseable_values_are_none() -> None:
 
 
 def test_options_out_of_range_values_are_left_for_the_payload_builder() -> None:
-    opts = options_from_infotext("a cat\nSteps: 500, CFG scale: 45, Seed: 99999999999, Size: 4096x4096")
-    assert (opts.steps, opts.cfg_scale, opts.seed) == (500, 45.0, 99999999999)
+    opts = options_from_infotext("a cat\nSteps: 500, CFG scale: 45, Seed: 99999999999999999, Size: 4096x4096")
+    assert (opts.steps, opts.cfg_scale, opts.seed) == (500, 45.0, 99999999999999999)
     assert (opts.width, opts.height) == (4096, 4096)
     with pytest.raises(OptionError) as info:
         build_request(opts, SETTINGS)
