@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--step-delay", type=float, default=DEMO_STEP_DELAY,
                    help=f"demo: seconds per sampling step (default {DEMO_STEP_DELAY})")
     p.add_argument("--kind", choices=("webui", "form"), default="webui",
-                   help="demo-webui: webui (the A1111 API, default) or form (a form-encoded API server, "
+                   help="demo-webui and --demo: webui (the A1111 API, default) or form (a form-encoded API server, "
                         "WEBUI_URL=form+http://host:port)")
     return p
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
     setup_logging(settings.log_level)
     try:
-        asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay))
+        asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind))
     except KeyboardInterrupt:
         pass
 

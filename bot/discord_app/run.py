@@ -52,18 +52,23 @@ def _unreachable(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05) -> None:
+async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05, kind: str = "webui") -> None:
     favour_event_loop_latency()
     _no_voice()
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     demo_server = None
     if demo:
-        from bot.demo import DemoConfig, DemoWebUI
+        from bot.demo import DemoConfig, DemoFormServer, DemoWebUI
 
-        demo_server = DemoWebUI(DemoConfig(step_delay=step_delay))
-        url = await demo_server.start("127.0.0.1", 0)
+        if kind == "form":  # a form API server instead of a WebUI
+            form = DemoFormServer(DemoConfig(step_delay=step_delay, kind="form"))
+            await form.start("127.0.0.1", 0)
+            demo_server, url = form, form.backend_url
+        else:
+            demo_server = DemoWebUI(DemoConfig(step_delay=step_delay))
+            url = await demo_server.start("127.0.0.1", 0)
         settings = dataclasses.replace(settings, webui_url=url, webui_auth=None)
-        log.info("Demo WebUI running at %s", url)
+        log.info("Demo %s running at %s", "form API server" if kind == "form" else "WebUI", url)
     bot = SDBot(settings, Engine(settings))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

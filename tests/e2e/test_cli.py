@@ -17,11 +17,12 @@ from tests.support.processes import clean_env, free_port, sdcord
 pytestmark = pytest.mark.timeout(90)
 
 
-async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["webui", "form"])
+async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tmp_path: Path, kind: str) -> None:
     fake = fake_discord
     env = clean_env(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base,
                     DISCORD_GATEWAY_URL=fake.gateway_url, DISCORD_GUILD_IDS=str(fake.guild.id))
-    proc = await sdcord("--demo", "--step-delay", "0", env=env, cwd=tmp_path)
+    proc = await sdcord("--demo", "--kind", kind, "--step-delay", "0", env=env, cwd=tmp_path)
     try:
         await fake.wait_for_commands({"draw"}, guild_id=fake.guild.id, timeout=30)
         ix = None
@@ -36,6 +37,7 @@ async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tm
         await ix.wait_for(lambda i: i.original is not None and bool(i.original.attachments), timeout=30)
         att = ix.original.attachments[0]
         assert att.filename == "00001-3.png" and "a lighthouse" in (png.read_parameters(att.data) or "")
+        assert ("Server: form" in (png.read_parameters(att.data) or "")) == (kind == "form")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
