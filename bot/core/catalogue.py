@@ -168,12 +168,19 @@ class CatalogueCache:
         self.current: Catalogue | None = None
         self._refresh: asyncio.Task[Catalogue] | None = None
         self._backend_tasks: dict[str, asyncio.Task[Catalogue | None]] = {}
+        self._failed_at: dict[str, float] = {}  # a backend that didn't answer is asked again after `ttl`
+
+    def _stale(self, client: Any, now: float) -> bool:
+        name = client.display_url
+        if now - self._failed_at.get(name, -self.ttl) < self.ttl:
+            return False  # it failed lately: don't make every command wait for it again (it is healed apart)
+        cat = self.by_backend.get(name)
+        return cat is None or now - cat.fetched_at >= self.ttl
 
     @property
     def fresh(self) -> bool:
         now = time.monotonic()
-        return bool(self.by_backend) and len(self.by_backend) == len(self.clients) and all(
-            now - c.fetched_at < self.ttl for c in self.by_backend.values())
+        return self.current is not None and not any(self._stale(c, now) for c in self.clients)
 
     async def _fetch_one(self, client: Any) -> Catalogue:
         models, samplers, schedulers, upscalers, styles, loras = await asyncio.gather(
@@ -194,11 +201,14 @@ class CatalogueCache:
         """Ask every backend whose catalogue is stale, together; raises the first error only when no backend
         answered and nothing is known."""
         now = time.monotonic()
-        stale = [c for c in self.clients
-                 if c.display_url not in self.by_backend or now - self.by_backend[c.display_url].fetched_at >= self.ttl]
+        stale = [c for c in self.clients if self._stale(c, now)] or list(self.clients)
         results = await asyncio.gather(*(self._fetch_one(c) for c in stale), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         for client, result in zip(stale, results, strict=True):
+            if isinstance(result, BaseException):
+                self._failed_at[client.display_url] = time.monotonic()
+            else:
+                self._failed_at.pop(client.display_url, None)
             if isinstance(result, WebUIError):
                 log.info("Catalogue of %s: %s", client.display_url, result)
             elif isinstance(result, BaseException):
@@ -218,7 +228,9 @@ class CatalogueCache:
 
         async def one() -> Catalogue | None:
             try:
-                return await self._fetch_one(client)
+                found = await self._fetch_one(client)
+                self._failed_at.pop(name, None)
+                return found
             except WebUIError as exc:
                 log.info("Catalogue of %s: %s", name, exc)
                 return None

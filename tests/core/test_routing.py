@@ -156,3 +156,42 @@ async def test_affinity_reorders_only_within_a_fairness_round() -> None:
 def with_round(j: Job, round_: int) -> Job:
     j.round = round_
     return j
+
+
+class CatalogClient:
+    """A backend's catalogue routes; `down` ones fail like an unreachable WebUI."""
+
+    def __init__(self, name: str, models: list[dict[str, Any]], *, down: bool = False) -> None:
+        self.display_url, self.models, self.down, self.asked = name, models, down, 0
+
+    async def sd_models(self) -> list[dict[str, Any]]:
+        self.asked += 1
+        if self.down:
+            from bot.errors import WebUIConnectionError
+            from bot.text import T
+
+            raise WebUIConnectionError(T("failure.unreachable"), backend=self.display_url, reached=False)
+        return self.models
+
+    async def _empty(self) -> list[dict[str, Any]]:
+        return []
+
+    samplers = schedulers = upscalers = prompt_styles = loras = _empty
+
+    async def options(self) -> dict[str, Any]:
+        return {"sd_model_checkpoint": self.models[0]["title"] if self.models else None}
+
+
+async def test_a_down_backend_does_not_make_every_command_wait_and_is_asked_again_when_back() -> None:
+    up, down = CatalogClient("up", [SD15]), CatalogClient("down", [SDXL], down=True)
+    cache = CatalogueCache([up, down], ttl=60)
+    first = await cache.get()
+    assert [m["title"] for m in first.models] == [SD15["title"]] and cache.loaded == {"up": SD15["title"]}
+    for _ in range(5):
+        await cache.get()  # fresh: neither the one that answered nor the one that just failed is asked again
+    assert (up.asked, down.asked) == (1, 1)
+    down.down = False
+    cache.refresh_backend("down")  # the scheduler's health check saw it come back
+    await asyncio.gather(*cache._backend_tasks.values())
+    assert {m["title"] for m in (await cache.get()).models} == {SD15["title"], SDXL["title"]}
+    assert cache.loaded["down"] == SDXL["title"]
