@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings_or_exit(require_token=True)
     from bot.discord_app.run import run_bot, setup_logging  # only the bot itself needs discord.py
 
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind))
     except KeyboardInterrupt:

@@ -68,6 +68,9 @@ class Settings:
     # Where no server's /settings apply (DMs, group DMs, servers the bot isn't in: a user install)
     private_contexts: bool = True
     private_nsfw: str = "safe"  # "safe" (safety negative prompt + spoilers) | "off" | "refuse"
+    metrics_port: int | None = None  # serve Prometheus /metrics there (None: off)
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"  # "text" | "json" (one object per line)
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -271,6 +274,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     grace = r.get("SHUTDOWN_GRACE", d.shutdown_grace, _parse_seconds_or_zero, "a number of seconds from 0 to 3600")
     private = r.get("PRIVATE_CONTEXTS", "on", _choice("on", "off"), "on or off") == "on"
     private_nsfw = r.get("PRIVATE_NSFW", d.private_nsfw, _choice("safe", "off", "refuse"), "safe, off or refuse")
+    metrics_port = r.int_in("METRICS_PORT", 0, 0, 65535) if r.raw("METRICS_PORT") else None
+    log_format = r.get("LOG_FORMAT", d.log_format, _choice("text", "json"), "text or json")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
     max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
@@ -317,6 +322,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         job_retention=retention,
         private_contexts=private,
         private_nsfw=private_nsfw,
+        metrics_port=metrics_port,
+        metrics_host=r.raw("METRICS_HOST") or d.metrics_host,
+        log_format=log_format,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )

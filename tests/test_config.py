@@ -126,3 +126,19 @@ def test_dotenv_from_working_directory_and_environment_wins(tmp_path: Path, monk
 def test_settings_is_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().max_steps = 3  # type: ignore[misc]
+
+
+def test_metrics_and_log_format_settings() -> None:
+    from bot.config import ConfigError, load_settings
+
+    plain = load_settings({"DISCORD_TOKEN": "t"})
+    assert (plain.metrics_port, plain.metrics_host, plain.log_format) == (None, "127.0.0.1", "text")
+    on = load_settings({"DISCORD_TOKEN": "t", "METRICS_PORT": "9100", "METRICS_HOST": "0.0.0.0", "LOG_FORMAT": "json"})
+    assert (on.metrics_port, on.metrics_host, on.log_format) == (9100, "0.0.0.0", "json")
+    try:
+        load_settings({"DISCORD_TOKEN": "t", "METRICS_PORT": "x", "LOG_FORMAT": "xml"})
+    except ConfigError as exc:
+        assert exc.problems == ["METRICS_PORT: expected a whole number from 0 to 65535, got 'x'",
+                                "LOG_FORMAT: expected text or json, got 'xml'"]
+    else:
+        raise AssertionError("bad settings accepted")

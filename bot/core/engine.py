@@ -32,6 +32,7 @@ from .catalogue import CatalogueCache
 from .files import DataFiles
 from .generate import Generator, Outcome, without_metadata
 from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
+from .metrics import Metrics, MetricsServer
 from .payload import BuiltPayload
 from .policy import Preferences
 from .prepare import Preparer, UpscaleInput
@@ -68,6 +69,9 @@ class Engine:
             router=self.router,
         )
         self.scheduler.backend_back.append(self.catalogue.refresh_backend)
+        self.metrics = Metrics()
+        self.metrics.watch(self.scheduler)
+        self._metrics_server: MetricsServer | None = None
         self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
         self._book: JobBook | None = None
         self.restored: list[Job] = []  # undelivered jobs found at start
@@ -97,6 +101,9 @@ class Engine:
         self.scheduler.listeners.append(self._book.on_change)
         self.scheduler.start()
         self.catalogue.refresh()
+        if self.settings.metrics_port is not None:
+            self._metrics_server = MetricsServer(self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            await self._metrics_server.start()
 
     def pause(self) -> None:
         """Shutting down: take no new jobs, start no waiting ones (they stay queued for the next start)."""
@@ -118,6 +125,9 @@ class Engine:
         """Stop the workers, commit every pending change, close the store and the clients. Idempotent."""
         await self.scheduler.stop()
         await self.catalogue.close()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
         book, self._book = self._book, None
         if book is not None:
             await book.close()

@@ -100,12 +100,27 @@ class SDBot(commands.Bot):
         )
         self.settings = settings
         self.engine = engine
+        self._count_api_errors()
         self.actions = Actions(self)
         self.deliveries = Deliveries(self)
         self.closing_down = False
         self._shutdown: asyncio.Future[None] | None = None
         self._engine_started = False
         self.synced = False
+
+    def _count_api_errors(self) -> None:
+        """Every failed Discord REST call counts in sdcord_discord_api_errors_total (by HTTP status)."""
+        request = self.http.request
+        metrics = self.engine.metrics
+
+        async def counted(route: Any, **kwargs: Any) -> Any:
+            try:
+                return await request(route, **kwargs)
+            except discord.HTTPException as exc:
+                metrics.discord_error(exc.status)
+                raise
+
+        self.http.request = counted  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
         await self.engine.start()  # job store (the queue is rebuilt from it), backend workers, warm catalogue

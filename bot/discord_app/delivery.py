@@ -131,6 +131,7 @@ class JobMessage:
             try:
                 message_id = await self.hook.edit(**fields)
             except discord.HTTPException as exc:
+                self.engine.metrics.discord_error(exc.status)
                 if exc.code == _UNKNOWN_MESSAGE:
                     self.gone = True
                     return False

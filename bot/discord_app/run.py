@@ -10,6 +10,7 @@ import socket
 
 import aiohttp
 import discord
+import orjson
 import yarl
 
 from bot.config import Settings
@@ -23,8 +24,25 @@ __all__ = ["run_bot", "setup_logging"]
 log = logging.getLogger("sdcord")
 
 
-def setup_logging(level: str) -> None:
-    discord.utils.setup_logging(level=getattr(logging, level), root=True)
+class JsonFormatter(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line (time, level, logger, message; the traceback as `exc`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                 "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        discord.utils.setup_logging(level=getattr(logging, level), root=True, handler=handler,
+                                    formatter=handler.formatter)
+    else:
+        discord.utils.setup_logging(level=getattr(logging, level), root=True)
     logging.getLogger("discord.http").setLevel(logging.WARNING)  # its debug lines carry webhook URLs (tokens)
     logging.getLogger("discord.gateway").setLevel(logging.WARNING)
     logging.getLogger("discord.webhook").setLevel(logging.WARNING)

@@ -189,3 +189,40 @@ async def test_doctor_asks_a_form_server_only_what_it_can_answer(demo_form_serve
     assert len(rows) == 1 and " ok " in rows[0] and "(form, form" in rows[0], text
     assert not any(word in text for word in ("WebUI models", "WebUI samplers", "WebUI schedulers",
                                              "WebUI DEFAULT_SAMPLER")), text
+
+
+async def test_json_logs_and_prometheus_metrics_of_a_running_bot(fake_discord: Any, tmp_path: Path) -> None:
+    """LOG_FORMAT=json: every log line is one JSON object. METRICS_PORT: /metrics counts the job that ran,
+    the queue and the backend, in Prometheus text format."""
+    import orjson
+
+    fake = fake_discord
+    port = free_port()
+    env = clean_env(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base,
+                    DISCORD_GATEWAY_URL=fake.gateway_url, DISCORD_GUILD_IDS=str(fake.guild.id),
+                    LOG_FORMAT="json", METRICS_PORT=str(port))
+    proc = await sdcord("--demo", "--step-delay", "0", env=env, cwd=tmp_path)
+    try:
+        await fake.wait_for_commands({"draw"}, guild_id=fake.guild.id, timeout=30)
+        for _ in range(100):
+            ix = await fake.invoke(fake.alice, fake.channel, "draw", {"prompt": "a lighthouse"})
+            try:
+                await ix.wait_ack(timeout=0.5)
+                break
+            except Exception:  # noqa: BLE001 - not connected yet
+                continue
+        await ix.wait_for(lambda i: i.original is not None and bool(i.original.attachments), timeout=30)
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
+            text = await resp.text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    assert 'sdcord_jobs_total{kind="txt2img",outcome="done"} 1.0' in text
+    assert 'sdcord_job_run_seconds_count{kind="txt2img"} 1.0' in text and "sdcord_queue_length 0.0" in text
+    assert 'sdcord_backend_up{backend="http://127.0.0.1:' in text
+    lines = [line for line in out.decode().splitlines() if line.strip()]
+    assert lines and proc.returncode == 0
+    records = [orjson.loads(line) for line in lines]  # every line is JSON
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["message"] == "sdcord stopped" for r in records)
