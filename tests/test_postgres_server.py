@@ -8,8 +8,6 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.postgres import pg, pg_factory  # noqa: F401 - fixtures
-
 
 async def test_version_and_socket(pg: Any) -> None:
     c = await asyncpg.connect(pg.dsn)

@@ -212,18 +212,20 @@ class Preparer:
 
     async def upscale_again(self, record: JobRecord) -> UpscaleInput:
         """A stored upscale job's request, checked again (Retry of a failed upscale). Raises OptionError."""
-        data = await asyncio.to_thread(self.files.load_input, str(record.payload.get("image", "")))
-        if data is None:
-            raise OptionError([T("problem.input_gone")])
-        _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
-        request = await self.upscale(data, (width, height), scale=float(record.payload.get("scale") or 2.0),
+        data, size = await self._stored_input(str(record.payload.get("image", "")))
+        request = await self.upscale(data, size, scale=float(record.payload.get("scale") or 2.0),
                                      upscaler=record.payload.get("upscaler"))
         return dataclasses.replace(request, source_job=record.payload.get("source_job"),
                                    index=int(record.payload.get("index") or 0))
 
     async def _with_input(self, options: DrawOptions, digest: str) -> DrawOptions:
+        data, size = await self._stored_input(digest)
+        return dataclasses.replace(options, init_image=data, init_size=size)
+
+    async def _stored_input(self, digest: str) -> tuple[bytes, tuple[int, int]]:
+        """A stored job input and its size, read and checked in a thread; OptionError when it is gone."""
         data = await asyncio.to_thread(self.files.load_input, digest)
         if data is None:
             raise OptionError([T("problem.input_gone")])
         _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)
-        return dataclasses.replace(options, init_image=data, init_size=(width, height))
+        return data, (width, height)

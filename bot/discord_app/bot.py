@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.core.engine import Engine
 
 from .actions import Actions
-from .catalog import lang_of
+from .catalog import catalogs, lang_of
 from .components import CancelButton, ResultButton
 from .delivery import Deliveries
 from .errors import report_error
@@ -123,6 +123,7 @@ class SDBot(commands.Bot):
         self.http.request = counted  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
+        await asyncio.to_thread(catalogs)  # every word: the .po files are read once, off the event loop
         await self.engine.start()  # job store (the queue is rebuilt from it), backend workers, warm catalogue
         self._engine_started = True
         for job in self.engine.restored:  # bring every job's message up to date; deliver what ended
@@ -130,7 +131,7 @@ class SDBot(commands.Bot):
         self.add_dynamic_items(CancelButton, ResultButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
-        await self.tree.set_translator(CommandTranslator())  # names and descriptions in every language we have
+        await self.tree.set_translator(CommandTranslator(catalogs()))  # names and descriptions in every language
         await self.sync_commands()
 
     async def command_schema(self) -> list[dict[str, Any]]:

@@ -41,7 +41,7 @@ from bot.text import T, Text
 
 from .components import cancel_view, failed_view, result_view
 from .errors import new_error_id
-from .render import failed_text, final_text, progress_text, render_summary, say
+from .render import credit_line, failed_text, final_text, progress_text, render_summary
 
 if TYPE_CHECKING:
     from .bot import SDBot
@@ -165,7 +165,7 @@ class JobMessage:
         estimate = self.engine.estimate_start(job) if position else None
         text = progress_text(self.lang, job, position, self.engine.queue_length(), estimate)
         if self.origin.credit:
-            text += "\n-# " + say(self.lang, "progress.for", user=f"<@{job.user_id}>")
+            text += credit_line(self.lang, job.user_id)
         preview = job.progress.preview if job.progress else None
         if not force and text == self._last_text and preview is self._last_preview:
             return  # nothing new to show
@@ -285,7 +285,7 @@ class JobMessage:
     async def _deliver_result(self, outcome: Outcome) -> tuple[bool, int | None]:
         summary = render_summary(self.lang, outcome, self.job.request)
         if self.origin.credit:
-            summary += "\n-# " + say(self.lang, "progress.for", user=f"<@{self.job.user_id}>")
+            summary += credit_line(self.lang, self.job.user_id)
         view = result_view(self.job.id, len(outcome.images), self.job.request.kind, self.lang)
 
         opened: list[Any] = []

@@ -16,7 +16,6 @@ from bot.core.generate import Outcome
 from bot.core.jobs import Job, JobState
 from bot.core.payload import PROMPT_LORA
 from bot.core.scheduler import StatusView
-from bot.images.infotext import parse_generation_parameters
 from bot.text import Opt, Text, period
 
 from .catalog import catalogs
@@ -108,11 +107,9 @@ def render_summary(lang: str, outcome: Outcome, request: Any = None) -> str:
                              seeds=", ".join(f"`{s}`" for s in outcome.seeds)))
         facts.append(say(lang, "summary.time", seconds=f"{outcome.elapsed:.1f}"))
         return _summary_lines(lang, head, facts, outcome)
-    params = parse_generation_parameters(outcome.images[0].infotext) if outcome.images and \
-        outcome.images[0].infotext else {}
     size = outcome.size or (payload.get("width"), payload.get("height"))
     sampler = " ".join(escape(p, 60) for p in (outcome.sampler, outcome.scheduler) if p and p != "Automatic")
-    cfg = params.get("CFG scale") or payload.get("cfg_scale")
+    cfg = payload.get("cfg_scale")  # what was sent (the infotext was parsed once already, in the engine)
     facts = [
         say(lang, "summary.size", w=size[0], h=size[1]) if size and size[0] else None,
         escape(outcome.model, 80) if outcome.model else None,
@@ -177,6 +174,11 @@ def final_text(lang: str, job: Job) -> str:
             return f"{head}\n" + say(lang, "final.cancelled_by", user=f"<@{job.cancelled_by}>")
         return f"{head}\n" + say(lang, "final.cancelled")
     return f"{head}\n" + say(lang, "final.done_below")
+
+
+def credit_line(lang: str, user_id: int) -> str:
+    """Who a job started by a button, a menu or a reaction is for."""
+    return "\n-# " + say(lang, "progress.for", user=f"<@{user_id}>")
 
 
 def failed_text(lang: str, job: Job, reason: Text | str, error_id: str) -> str:

@@ -22,7 +22,7 @@ from bot.core.pgstore import PgJobStore
 from bot.core.store import MIGRATIONS, UNDELIVERED_QUERY, IdTaken, JobRecord, JobStore, StoreWriter
 from bot.images import png
 from tests.support.harness import bot_settings, running_bot
-from tests.support.postgres import PgServer, pg  # noqa: F401 - fixture
+from tests.support.postgres import PgServer
 
 pytestmark = pytest.mark.timeout(60)
 

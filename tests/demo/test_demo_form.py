@@ -17,7 +17,6 @@ from PIL import Image
 from bot.__main__ import _parser
 from bot.demo import DemoConfig, DemoFormServer, serve
 from bot.images import png
-from tests.support.demo_plugin import demo_form_server, demo_form_server_factory  # noqa: F401 - fixtures
 
 FORM = {"prompt": "a red fox", "seed": "7", "num_outputs": "2", "width": "64", "height": "48",
         "num_inference_steps": "4", "guidance_scale": "7.5"}

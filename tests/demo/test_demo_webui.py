@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 from bot.demo import DemoConfig, DemoWebUI, create_app, demo_of, render_image
-from tests.support.demo_plugin import demo_webui, demo_webui_factory  # noqa: F401 - fixtures
 from tests.support.fixtures import fixture, fixture_bytes
 
 API = "/sdapi/v1/"

@@ -17,14 +17,9 @@ from bot.discord_app.components import result_view
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
 from tests.support.fixtures import fixture_png
-from tests.support.harness import bot_settings, button, running_bot
+from tests.support.harness import bot_settings, button, has_images, running_bot
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def has_images(m: Any) -> bool:
-    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and \
-        "%" not in m.content
 
 
 async def draw(fake: Any, user: Any, prompt: str, **options: Any) -> Any:

@@ -11,7 +11,6 @@ import aiohttp
 import pytest
 
 from bot.images import png
-from tests.support.demo_plugin import demo_form_server  # noqa: F401 - fixture (not in conftest)
 from tests.support.processes import clean_env, free_port, sdcord
 
 pytestmark = pytest.mark.timeout(90)

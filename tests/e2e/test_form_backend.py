@@ -11,15 +11,10 @@ import pytest
 
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
-from tests.support.demo_plugin import demo_form_server  # noqa: F401 - fixture
 from tests.support.fixtures import fixture_png
-from tests.support.harness import bot_settings, button, running_bot
+from tests.support.harness import bot_settings, button, has_images, running_bot
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def has_images(m: Any) -> bool:
-    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and "%" not in m.content
 
 
 async def drawn(fake: Any, options: dict[str, Any], **kw: Any) -> Any:

@@ -13,7 +13,7 @@ import pytest
 from bot.discord_app.catalog import catalogs
 from bot.images import png
 from tests.support.fixtures import fixture_png
-from tests.support.harness import bot_settings, button, running_bot
+from tests.support.harness import bot_settings, button, has_images, running_bot
 
 pytestmark = pytest.mark.timeout(90)
 KO, ZH = "ko", "zh-CN"
@@ -22,10 +22,6 @@ BOOKS = catalogs()
 
 def t(lang: str, key: str, **values: Any) -> str:
     return BOOKS.get(lang, key, **values)
-
-
-def has_images(m: Any) -> bool:
-    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and "%" not in m.content
 
 
 def labels(message: Any) -> dict[str, str]:

@@ -10,13 +10,9 @@ import pytest
 
 from bot.demo import DemoConfig
 from bot.demo.data import default_loras, default_models
-from tests.support.harness import bot_settings, running_bot
+from tests.support.harness import bot_settings, has_images, running_bot
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def has_images(m: Any) -> bool:
-    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and "%" not in m.content
 
 
 async def test_a_two_backend_pool_with_different_models(fake_discord: Any, demo_webui_factory: Any,

@@ -10,13 +10,9 @@ from typing import Any
 import pytest
 
 from bot.images.infotext import parse_generation_parameters
-from tests.support.harness import bot_settings, running_bot
+from tests.support.harness import bot_settings, has_images, running_bot
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def has_images(m: Any) -> bool:
-    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and "%" not in m.content
 
 
 async def test_draw_on_sdnext(fake_discord: Any, demo_webui_factory: Any, tmp_path: Path) -> None:

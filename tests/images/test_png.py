@@ -7,15 +7,12 @@ import io
 import json
 import os
 import random
-import re
 import struct
 import time
 import zlib
 
 import pytest
 from PIL import Image, PngImagePlugin
-
-from bot.text import T
 
 from bot.images.png import (
     MAX_ICC_PROFILE,
@@ -38,6 +35,7 @@ from bot.images.png import (
     read_text_chunks,
     strip_metadata,
 )
+from bot.text import T
 from tests.support.fixtures import fixture
 
 INFOTEXT = (

@@ -39,6 +39,12 @@ def bot_settings(fake: Any, webui_url: str, data_dir: Path, **overrides: Any) ->
     return dataclasses.replace(base, **overrides)
 
 
+def has_images(m: Any) -> bool:
+    """A fake Discord message that shows a job's result: its images (not a live preview), no progress."""
+    return m is not None and any(not a.filename.startswith("preview") for a in m.attachments) and \
+        "%" not in m.content
+
+
 def button(message: Any, action: str) -> str:
     """The custom id of the `action` button (reroll, retry, ...) on a fake Discord message."""
     for row in message.components:

@@ -31,7 +31,6 @@ from bot.webui.client import (
     WebUIValidationError,
     decode_generation_response,
 )
-from tests.support.demo_plugin import demo_webui, demo_webui_factory  # noqa: F401 - fixtures
 
 SMALL = {"prompt": "a red fox", "negative_prompt": "blurry", "steps": 3, "width": 64, "height": 64,
          "sampler_name": "Euler a", "cfg_scale": 7, "seed": 1000}

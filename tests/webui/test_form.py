@@ -26,11 +26,6 @@ from bot.text import Opt, T
 from bot.webui.backend import Backend, open_backend
 from bot.webui.client import GenerationResult, Progress
 from bot.webui.form import FormClient
-from tests.support.demo_plugin import (  # noqa: F401 - fixtures
-    demo_form_server,
-    demo_form_server_factory,
-    demo_webui,
-)
 
 # What the engine sends: the WebUI's payload, with the bot's default sampler and scheduler filled in.
 SMALL: dict[str, Any] = {"prompt": "a red fox", "negative_prompt": "", "seed": 1000, "sampler_name": "DPM++ 2M",
