@@ -209,7 +209,7 @@ class SchedulerPool:
         pass
 
     async def submit(self, user_id: int, built: BuiltPayload) -> Any:
-        return await self.engine.submit(self.engine.admit(user_id), built, Origin(user_id=user_id, channel_id=1))
+        return await self.engine.submit(await self.engine.admit(user_id), built, Origin(user_id=user_id, channel_id=1))
 
     async def close(self) -> None:
         await self.engine.scheduler.stop()  # running jobs stay unfinished (and stored), as on a restart
@@ -1005,7 +1005,7 @@ async def unlike_pool(kind: str, *, affinity: bool, routed: bool = True) -> tupl
                 order = [pick.choice(("v1-5-pruned-emaonly", "v1-5-pruned-emaonly", "sd_xl_base_1.0"))
                          for _ in range(ROUTE_JOBS)]
                 t0 = time.monotonic()
-                jobs = [await engine.submit(engine.admit(1 + i % USERS), built[m], Origin(user_id=1 + i % USERS,
+                jobs = [await engine.submit(await engine.admit(1 + i % USERS), built[m], Origin(user_id=1 + i % USERS,
                                                                                           channel_id=1))
                         for i, m in enumerate(order)]
                 await asyncio.gather(*(j.wait_done() for j in jobs))

@@ -1,4 +1,4 @@
-"""Command line: `sdcord` runs the bot; `sdcord --demo`, `sdcord demo-webui`, `sdcord doctor`."""
+"""Command line: `sdcord` runs the bot; `sdcord worker`, `sdcord --demo`, `sdcord demo-webui`, `sdcord doctor`."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ DEMO_STEP_DELAY = 0.05  # seconds per step: 20 steps feel like a (fast) real GPU
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdcord", description="A Discord bot in front of a Stable Diffusion WebUI.")
     p.add_argument(
-        "command", nargs="?", default="run", choices=("run", "demo-webui", "doctor"),
-        help="run the bot (default), run the demo WebUI alone, or check the configuration and the WebUI",
+        "command", nargs="?", default="run", choices=("run", "worker", "demo-webui", "doctor"),
+        help="run the bot (default); worker: run WEBUI_URL's backends for the shared queue (DATABASE_URL), "
+             "no gateway; run the demo WebUI alone; or check the configuration and the WebUI",
     )
     p.add_argument("--demo", action="store_true", help="run: use a built-in demo WebUI instead of WEBUI_URL (no GPU)")
     p.add_argument("--host", default="127.0.0.1", help="demo-webui: address to listen on (default 127.0.0.1)")
@@ -70,11 +71,20 @@ def main(argv: list[str] | None = None) -> None:
             pass
         return
     settings = _settings_or_exit(require_token=True)
+    if args.command == "worker" and not (settings.database_url and settings.webui_given):
+        print("sdcord worker: needs DATABASE_URL (the shared PostgreSQL) and WEBUI_URL (the backends it runs)",
+              file=sys.stderr)
+        raise SystemExit(2)
     from bot.discord_app.run import run_bot, setup_logging  # only the bot itself needs discord.py
 
     setup_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind))
+        if args.command == "worker":
+            from bot.discord_app.worker import run_worker
+
+            asyncio.run(run_worker(settings))
+        else:
+            asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind))
     except KeyboardInterrupt:
         pass
 

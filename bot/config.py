@@ -71,6 +71,12 @@ class Settings:
     metrics_port: int | None = None  # serve Prometheus /metrics there (None: off)
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # "text" | "json" (one object per line)
+    # Scale-out (bot/core/shared.py): empty DATABASE_URL keeps everything in this process (SQLite)
+    database_url: str | None = field(default=None, repr=False)  # postgresql://user:pass@host:port/db
+    webui_given: bool = True  # WEBUI_URL was set: this process runs workers for those backends
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+    lease_ttl: float = 15.0  # seconds a dead worker keeps its backends and jobs (LEASE_TTL)
     # Testing hooks: point discord.py at another Discord (the project's fake). Empty = discord.com.
     discord_api_base: str = ""
     discord_gateway_url: str = ""
@@ -191,6 +197,14 @@ def _parse_urls(value: str) -> str:
     return ",".join(urls)
 
 
+def _parse_database_url(value: str) -> str:
+    parts = urlsplit(value)
+    _ = parts.port  # raises ValueError for a port that is not a number
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or "host=" in parts.query):
+        raise ValueError(value)
+    return value
+
+
 def _parse_rate(value: str) -> tuple[int, float]:
     jobs, sep, seconds = value.partition("/")
     count, period = int(jobs.strip()), float(seconds.strip())
@@ -276,6 +290,16 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     private_nsfw = r.get("PRIVATE_NSFW", d.private_nsfw, _choice("safe", "off", "refuse"), "safe, off or refuse")
     metrics_port = r.int_in("METRICS_PORT", 0, 0, 65535) if r.raw("METRICS_PORT") else None
     log_format = r.get("LOG_FORMAT", d.log_format, _choice("text", "json"), "text or json")
+    database_url = r.get("DATABASE_URL", None, _parse_database_url,
+                         "a postgresql://user:password@host:port/database URL", secret=True)
+    shard_count = r.int_in("SHARD_COUNT", 1, 1, 10000) if r.raw("SHARD_COUNT") else None
+    shard_ids = r.get("SHARD_IDS", None, _parse_ids, "comma-separated shard numbers, such as 0,1")
+    if shard_ids is not None and shard_count is None:
+        r.problems.append("SHARD_IDS: needs SHARD_COUNT (the number of shards of the whole bot)")
+    elif shard_ids is not None and shard_count is not None and (not shard_ids or max(shard_ids) >= shard_count):
+        r.problems.append(f"SHARD_IDS: expected numbers from 0 to SHARD_COUNT - 1 ({shard_count - 1}), "
+                          f"got {','.join(map(str, shard_ids)) or 'none'}")
+    lease_ttl = r.get("LEASE_TTL", d.lease_ttl, _parse_positive_float, "a number of seconds above 0")
 
     max_steps = r.int_in("MAX_STEPS", d.max_steps, 1, ABS_MAX_STEPS)
     max_pixels = r.int_in("MAX_PIXELS", d.max_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE, ABS_MAX_SIDE * ABS_MAX_SIDE)
@@ -325,6 +349,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         metrics_port=metrics_port,
         metrics_host=r.raw("METRICS_HOST") or d.metrics_host,
         log_format=log_format,
+        database_url=database_url,
+        webui_given=r.raw("WEBUI_URL") is not None,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
+        lease_ttl=lease_ttl,
         discord_api_base=r.get("DISCORD_API_BASE", "", _parse_url, "an http(s) URL"),
         discord_gateway_url=r.raw("DISCORD_GATEWAY_URL") or "",
     )
@@ -348,5 +377,6 @@ def describe(settings: Settings) -> dict[str, Any]:
         "LIMITS": f"steps<={settings.max_steps}, pixels<={settings.max_pixels}, batch<={settings.max_batch}",
         "LOG_LEVEL": settings.log_level,
         "PRIVATE_CONTEXTS": f"{'on' if settings.private_contexts else 'off'}, PRIVATE_NSFW={settings.private_nsfw}",
+        "DATABASE_URL": "PostgreSQL (shared queue)" if settings.database_url else "not set (SQLite in the data dir)",
     }
 

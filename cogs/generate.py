@@ -86,7 +86,7 @@ class Generate(EngineCogMixin, commands.Cog):
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:
-        view = self.engine.status(interaction.user.id, STATUS_JOBS)
+        view = await self.engine.status(interaction.user.id, STATUS_JOBS)
         await interaction.response.send_message(status_text(lang_of(interaction), view), ephemeral=True)
 
     @draw.autocomplete("model")

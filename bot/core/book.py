@@ -67,10 +67,10 @@ class JobBook:
         await self.writer.close()
 
     # ------------------------------------------------------------------ writing
-    async def add(self, job: Job) -> BaseException | None:
-        """Commit a new job. Returns None, IdTaken (pick another id), or the storage error."""
+    def new_record(self, job: Job) -> JobRecord:
+        """A new job as the store keeps it."""
         request = job.request
-        record = JobRecord(
+        return JobRecord(
             id=job.id, kind=request.kind, user_id=job.user_id, payload=request.record(), status="queued",
             created_at=time.time(), guild_id=job.origin.guild_id, channel_id=job.origin.channel_id,
             parent_id=job.origin.parent_id, origin=job.origin.to_dict(),
@@ -78,12 +78,17 @@ class JobBook:
                    "asked": list(getattr(request, "asked", ()))}, round=job.round, seq=job.seq,
             message_id=job.message_id,
         )
-        return await self.writer.add(record)
+
+    async def add(self, job: Job) -> BaseException | None:
+        """Commit a new job. Returns None, IdTaken (pick another id), or the storage error."""
+        return await self.writer.add(self.new_record(job))
 
     def on_change(self, job: Job) -> None:
         """Scheduler listener: write the job's new state (in order, not awaited)."""
         changes: dict[str, Any] = {"status": job.state.value, "backend": job.backend, "attempts": job.attempts}
-        if job.state is JobState.RUNNING:
+        if job.state is JobState.QUEUED:
+            changes["front"] = int(job.front)
+        elif job.state is JobState.RUNNING:
             changes["started_at"] = time.time()
         elif job.is_final:
             changes["finished_at"] = time.time()
@@ -154,12 +159,21 @@ class JobBook:
     async def restore(self) -> tuple[list[Job], int, set[str]]:
         """Rebuild every undelivered job. Returns (jobs, the highest seq, backends that were running one)."""
         records = await self.store.undelivered()
+        busy = {r.backend for r in records if r.status == "running" and r.backend}
+        last_seq = max((r.seq for r in records), default=0)
+        jobs = await self.restore_records(records)
+        kept = {j.id for j in jobs if j.id in self._outcomes}
+        for job_id in await asyncio.to_thread(self.files.result_jobs):
+            if job_id not in kept:
+                await asyncio.to_thread(self.files.drop_results, job_id)  # delivered, or left by a crash
+        return jobs, last_seq, busy
+
+    async def restore_records(self, records: list[JobRecord]) -> list[Job]:
+        """Rebuild undelivered jobs (at start, or adopted from a process that stopped): a running one runs
+        again first in line (a second interruption fails it), a finished one is delivered (run again when its
+        images are not here), a waiting one keeps its place."""
         jobs: list[Job] = []
-        busy: set[str] = set()
-        last_seq = 0
-        with_results: set[str] = set()
         for record in records:
-            last_seq = max(last_seq, record.seq)
             try:
                 job = self._rebuild(record)
             except (KeyError, TypeError, ValueError) as exc:
@@ -168,44 +182,49 @@ class JobBook:
                                          error=stored_reason(T("failure.damaged")), delivered_at=time.time(),
                                          delivery_error=f"unrestorable: {exc!r}"[:500])
                 continue
-            if record.status == "running" and record.backend:
-                busy.add(record.backend)
             if record.status == "done":
                 outcome = record.outcome or {}
                 names = [str(e.get("filename")) for e in outcome.get("images") or []]
                 if await asyncio.to_thread(self.files.has_results, record.id, names):
                     self._outcomes[record.id] = outcome
-                    with_results.add(record.id)
                     job.finish(JobState.DONE, self.clock())
                 else:  # done, but its images are gone: run it again rather than lose it
-                    log.warning("Job %s finished before the restart but its images are gone; running it again",
-                                record.id)
+                    log.warning("Job %s finished, but its images are not here; running it again", record.id)
                     job.state, job.resumed, job.front = JobState.QUEUED, True, True
-                    self.writer.update(job.id, status="queued")
+                    self.writer.update(job.id, status="queued", front=1)
             jobs.append(job)
-        for job_id in await asyncio.to_thread(self.files.result_jobs):
-            if job_id not in with_results:
-                await asyncio.to_thread(self.files.drop_results, job_id)  # delivered, or left by a crash
-        return jobs, last_seq, busy
+        return jobs
 
-    def _rebuild(self, record: JobRecord) -> Job:
+    def job_from_record(self, record: JobRecord, now: float) -> Job:
+        """A stored job as it is, without changing anything (what another process shows of it)."""
         origin = Origin.from_dict(record.origin)
         request = request_from_record(record.kind, record.payload, record.extra or {})
+        job = Job(record.id, origin, request, record.seq, record.round, now, attempts=record.attempts,
+                  message_id=record.message_id, backend=record.backend, front=bool(record.front))
+        if record.status in ("failed", "cancelled", "done", "running"):
+            job.state = JobState(record.status)
+        elif record.status != "queued":
+            raise ValueError(f"unknown status {record.status!r}")
+        job.resumed = record.status == "queued" and record.attempts > 0
+        return job
+
+    def _rebuild(self, record: JobRecord) -> Job:
+        job = self.job_from_record(record, self.clock())
+        job.backend = None if record.status in ("queued", "running") else record.backend
         status = record.status
-        job = Job(record.id, origin, request, record.seq, record.round, self.clock(), attempts=record.attempts,
-                  message_id=record.message_id,
-                  backend=None if status in ("queued", "running") else record.backend)
+        job.resumed = False
         if status == "running":
             if record.attempts >= MAX_ATTEMPTS:
                 error = JobInterrupted(T("failure.restarted_too_often", count=record.attempts))
                 job.finish(JobState.FAILED, self.clock(), error=error)
                 self.writer.update(job.id, status="failed", finished_at=time.time(), error=stored_reason(error.message))
             else:
+                job.state = JobState.QUEUED
                 job.resumed = job.front = True
-                self.writer.update(job.id, status="queued", backend=None)
+                self.writer.update(job.id, status="queued", backend=None, front=1)
         elif status in ("failed", "cancelled"):
             error = JobFailed(reason_from_store(record.error)) if status == "failed" else None
             job.finish(JobState(status), self.clock(), error=error)
-        elif status not in ("queued", "done"):  # "done" is settled by `restore`: are its images there?
-            raise ValueError(f"unknown status {status!r}")
+        elif status == "done":
+            job.state = JobState.QUEUED  # settled by `restore_records`: are its images here?
         return job

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
+
 from bot.config import Settings
 from bot.errors import StorageError
 from bot.text import T
@@ -34,10 +36,12 @@ from .generate import Generator, Outcome, without_metadata
 from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
 from .metrics import Metrics, MetricsServer
 from .payload import BuiltPayload
+from .pgstore import PgJobStore
 from .policy import Preferences
 from .prepare import Preparer, UpscaleInput
 from .routing import Router
 from .scheduler import Scheduler, StatusView
+from .shared import SharedQueue, SharedScheduler
 from .store import IdTaken, JobRecord, JobStore
 
 __all__ = ["STORE_FILE", "Engine"]
@@ -49,25 +53,29 @@ STORE_FILE = "sdcord.db"
 
 class Engine:
     def __init__(self, settings: Settings, clients: list[Backend] | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, gateway: bool = True) -> None:
         self.settings = settings
+        self.shared = bool(settings.database_url)  # one queue in PostgreSQL shared by several processes
+        runs_workers = settings.webui_given or not self.shared  # a gateway alone runs no backend
         self.clients = clients if clients is not None else [
             open_backend(b.url, auth=b.auth, generation_timeout=settings.generation_timeout, name=f"webui{i}",
                          **({"max_download": settings.max_download} if backend_kind(b.url) == "form" else {}))
-            for i, b in enumerate(settings.backends)
+            for i, b in enumerate(settings.backends if runs_workers else ())
         ]
         self.clock = clock
+        self.gateway = gateway  # False: `sdcord worker` (no Discord gateway; it runs the shared queue's jobs)
         self.catalogue = CatalogueCache(self.clients)
         self.router = Router(self.clients, self.catalogue)
         self.files = DataFiles(settings.data_dir)
         self.generator = Generator(self.files)
-        self.prefs = Preferences()
+        self.prefs = Preferences(read_through=self.shared)  # other gateways change them too
         rate, per = settings.rate_limit
-        self.scheduler = Scheduler(
-            self.clients, self._run_job, rate=rate, per=per, clock=clock, retention=settings.job_retention,
-            max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit,
-            router=self.router,
-        )
+        options = dict(rate=rate, per=per, clock=clock, retention=settings.job_retention,
+                       max_queued_per_user=settings.max_queued_per_user, wait_limit=settings.backend_wait_limit,
+                       router=self.router)
+        self.scheduler: Scheduler = (SharedScheduler(self.clients, self._run_job, lease_ttl=settings.lease_ttl,
+                                                     **options) if self.shared  # type: ignore[arg-type]
+                                     else Scheduler(self.clients, self._run_job, **options))  # type: ignore[arg-type]
         self.scheduler.backend_back.append(self.catalogue.refresh_backend)
         self.metrics = Metrics()
         self.metrics.watch(self.scheduler)
@@ -75,6 +83,7 @@ class Engine:
         self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
         self._book: JobBook | None = None
         self.restored: list[Job] = []  # undelivered jobs found at start
+        self.followers: list[Callable[[Job], None]] = []  # told of jobs this process takes over (shared queue)
 
     @property
     def book(self) -> JobBook:
@@ -85,6 +94,45 @@ class Engine:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Open the job store, rebuild the queue from it, start the backend workers, warm the catalogue."""
+        if self.shared:
+            await self._start_shared()
+        else:
+            await self._start_local()
+        self.catalogue.refresh()
+        if self.settings.metrics_port is not None:
+            self._metrics_server = MetricsServer(self.metrics, self.settings.metrics_host, self.settings.metrics_port)
+            await self._metrics_server.start()
+
+    async def _start_shared(self) -> None:
+        """DATABASE_URL: the job store and the waiting line in PostgreSQL. Nothing is restored here: jobs of a
+        process that stopped are adopted by whichever live process sees them first (this one, at its first
+        heartbeat, when they are old enough)."""
+        settings = self.settings
+        try:
+            store = await PgJobStore.open(settings.database_url or "")
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StorageError(T("refuse.unavailable"), detail=f"PostgreSQL at DATABASE_URL: {exc!r}") from exc
+        self._book = JobBook(store, self.files, clock=self.clock)
+        self._book.start()
+        await self.prefs.load(store)
+        self.generator.numbers = store.take_numbers  # one image counter for every worker
+        rate, per = settings.rate_limit
+        role = "gateway" if self.gateway else "worker"
+        queue = SharedQueue(store.pool, store.dsn, role=role, lease_ttl=settings.lease_ttl, rate=rate, per=per,
+                            cap=settings.max_queued_per_user)
+        await queue.register()
+        scheduler = self.scheduler
+        assert isinstance(scheduler, SharedScheduler)
+        scheduler.attach(queue, self._book)
+        scheduler.adopted.append(self._adopted)
+        scheduler.listeners.append(self._book.on_change)
+        scheduler.start()
+
+    def _adopted(self, job: Job) -> None:
+        for follower in self.followers:
+            follower(job)
+
+    async def _start_local(self) -> None:
         store = await JobStore.open(self.settings.data_dir / STORE_FILE)
         self._book = JobBook(store, self.files, clock=self.clock)
         self._book.start()
@@ -100,10 +148,6 @@ class Engine:
                      len(jobs) - waiting)
         self.scheduler.listeners.append(self._book.on_change)
         self.scheduler.start()
-        self.catalogue.refresh()
-        if self.settings.metrics_port is not None:
-            self._metrics_server = MetricsServer(self.metrics, self.settings.metrics_host, self.settings.metrics_port)
-            await self._metrics_server.start()
 
     def pause(self) -> None:
         """Shutting down: take no new jobs, start no waiting ones (they stay queued for the next start)."""
@@ -122,8 +166,13 @@ class Engine:
         await self.scheduler.stop()
 
     async def close(self) -> None:
-        """Stop the workers, commit every pending change, close the store and the clients. Idempotent."""
+        """Stop the workers, commit every pending change, hand this process's jobs to the others (a shared
+        queue), close the store and the clients. Idempotent."""
         await self.scheduler.stop()
+        if self._book is not None:
+            await self._book.flush()
+        if isinstance(self.scheduler, SharedScheduler):
+            await self.scheduler.leave()
         await self.catalogue.close()
         if self._metrics_server is not None:
             await self._metrics_server.stop()
@@ -140,9 +189,10 @@ class Engine:
             await self._book.flush()
 
     # ------------------------------------------------------------------ jobs
-    def admit(self, user_id: int) -> Ticket:
-        """Reserve a slot (rate limit, queue cap) or raise Refused. Costs nothing."""
-        return self.scheduler.admit(user_id)
+    async def admit(self, user_id: int) -> Ticket:
+        """Reserve a slot (rate limit, queue cap) or raise Refused. Costs nothing. A shared queue raises
+        StorageError ("temporarily unavailable") while its database can't be reached."""
+        return await self.scheduler.reserve(user_id)
 
     def release(self, ticket: Ticket) -> None:
         self.scheduler.release(ticket)
@@ -164,16 +214,21 @@ class Engine:
             self.scheduler.release(ticket)
             raise
         problem: BaseException | None = None
+        scheduler = self.scheduler
         for _ in range(5):
-            problem = await self.book.add(job)
+            if isinstance(scheduler, SharedScheduler):
+                problem = await scheduler.store_new(job, self.book.new_record(job))
+            else:
+                problem = await self.book.add(job)
             if not isinstance(problem, IdTaken):
                 break
-            self.scheduler.renumber(job)
+            scheduler.renumber(job)
         if problem is not None:
-            self.scheduler.discard(job)
-            self.scheduler.limiter.refund(job.user_id)
+            scheduler.discard(job)
+            if not self.shared:
+                scheduler.limiter.refund(job.user_id)
             log.error("Job for user %s could not be stored: %r", origin.user_id, problem)
-            raise StorageError(T("failure.storage"), detail=repr(problem))
+            raise StorageError(T("refuse.unavailable" if self.shared else "failure.storage"), detail=repr(problem))
         self.scheduler.enqueue(job)
         return job
 
@@ -208,20 +263,30 @@ class Engine:
     async def cancel(self, job: Job, by: int | None = None) -> bool:
         return await self.scheduler.cancel(job, by=by)
 
+    async def cancel_id(self, job_id: str, by: int | None = None) -> bool:
+        """Cancel a job this process doesn't hold (a shared queue: waiting, or running on another worker)."""
+        if isinstance(self.scheduler, SharedScheduler):
+            return await self.scheduler.cancel_id(job_id, by)
+        job = self.scheduler.get(job_id)
+        return job is not None and await self.scheduler.cancel(job, by=by)
+
     # ------------------------------------------------------------------ what job messages and /status show
     def position(self, job: Job) -> int | None:
         return self.scheduler.position(job)
 
     def queue_length(self) -> int:
-        return len(self.scheduler.queue)
+        return self.scheduler.queue_length()
 
     def estimate_start(self, job: Job) -> float | None:
         """Seconds until a queued job starts, from measured job durations; None while not known."""
         return self.scheduler.estimate_start(job)
 
-    def status(self, user_id: int, limit: int) -> StatusView:
+    async def status(self, user_id: int, limit: int) -> StatusView:
         """/status for one user: backends, queue length, their first `limit` jobs with positions."""
-        return self.scheduler.status(user_id, limit)
+        try:
+            return await self.scheduler.status_of(user_id, limit)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageError(T("refuse.unavailable"), detail=repr(exc)) from exc
 
     # ------------------------------------------------------------------ delivery bookkeeping
     def note_message(self, job: Job, message_id: int) -> None:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +147,7 @@ class Generator:
     def __init__(self, files: DataFiles) -> None:
         self.files = files
         self._counter_lock = asyncio.Lock()
+        self.numbers: Callable[[int], Awaitable[int]] | None = None  # else the data dir's counter file
 
     async def _input(self, digest: str) -> bytes:
         data = await asyncio.to_thread(self.files.load_input, digest)
@@ -240,7 +242,14 @@ class Generator:
         interaction's file limit and of Discord's 25 MiB per message."""
         per_file = min(filesize_limit, REQUEST_SIZE_LIMIT // max(1, len(pairs)))
         async with self._counter_lock:
-            first_number = await asyncio.to_thread(self.files.take_numbers, len(pairs))
+            first_number = None
+            if self.numbers is not None:  # a counter shared by several processes (PostgreSQL)
+                try:
+                    first_number = await self.numbers(len(pairs))
+                except Exception as exc:  # only file names depend on it: never fail a finished job for it
+                    log.warning("The shared image counter is unreachable (%r); numbering from the data dir", exc)
+            if first_number is None:
+                first_number = await asyncio.to_thread(self.files.take_numbers, len(pairs))
         return await asyncio.to_thread(prepare_uploads, pairs, per_file, first_number)
 
 

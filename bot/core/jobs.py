@@ -174,6 +174,7 @@ class Ticket:
 
     user_id: int
     used: bool = False
+    key: str | None = None  # its reservation in a shared queue (PostgreSQL)
 
 
 @dataclass(eq=False)
@@ -199,6 +200,8 @@ class Job:
     pausing: bool = False  # the bot is shutting down; the job continues after the restart
     cancel_requested: bool = False
     cancelled_by: int | None = None
+    handed_over: bool = False  # another process runs it now and keeps its message current (shared queue)
+    ticket: Ticket | None = field(default=None, repr=False)  # a shared queue's new job, until it is stored
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 

@@ -41,7 +41,7 @@ class _PoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         queue = GaugeMetricFamily("sdcord_queue_length", "Jobs waiting for a backend")
-        queue.add_metric([], len(self.scheduler.queue))
+        queue.add_metric([], self.scheduler.queue_length())
         up = GaugeMetricFamily("sdcord_backend_up", "1 when the backend answers", labels=["backend"])
         busy = GaugeMetricFamily("sdcord_backend_busy", "1 while the backend runs a job", labels=["backend"])
         for b in self.scheduler.backend_status():

@@ -1,5 +1,6 @@
 """The job store on PostgreSQL (issue 11: one queue shared by several bot processes), behind the same
-interface as `store.JobStore`, the SQLite one. No Discord imports. Not wired in yet.
+interface as `store.JobStore`, the SQLite one. No Discord imports. Chosen by DATABASE_URL; the shared
+queue's own operations are in `shared.py`.
 
 An asyncpg pool; JSON fields are `jsonb`, encoded and decoded with orjson by a codec set on every
 connection, so values go in and come out as Python objects. Numbered migrations of its own (`MIGRATIONS`
@@ -84,8 +85,52 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 2: one queue shared by gateways and workers (bot/core/shared.py). The job columns SQLite's version 4
+    # adds; the waiting line in fair order (a partial index, so claiming reads only waiting jobs); the served
+    # round; processes and their heartbeats; backend leases (one worker runs a WebUI at a time) and what
+    # /status shows of them; per-user token buckets and admitted-but-not-yet-stored reservations (limits
+    # atomic across gateways); the image counter.
+    """
+    ALTER TABLE jobs ADD COLUMN front INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_waiting ON jobs (front DESC, round, seq) WHERE status = 'queued';
+    CREATE INDEX jobs_unfinished_by_user ON jobs (user_id, round) WHERE status IN ('queued', 'running');
+    CREATE INDEX jobs_by_owner ON jobs (owner) WHERE delivered_at IS NULL;
+    CREATE SEQUENCE job_seq;
+    CREATE TABLE queue_state (id INTEGER PRIMARY KEY CHECK (id = 1), round BIGINT NOT NULL);
+    INSERT INTO queue_state VALUES (1, 0);
+    CREATE TABLE processes (
+        id TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE backends (
+        name TEXT PRIMARY KEY,
+        holder TEXT,
+        expires_at DOUBLE PRECISION NOT NULL,
+        up BOOLEAN NOT NULL DEFAULT true,
+        busy_job TEXT,
+        last_error TEXT
+    );
+    CREATE TABLE rate_buckets (
+        user_id BIGINT PRIMARY KEY,
+        tokens DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        user_id BIGINT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX reservations_by_user ON reservations (user_id);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    """,
 )
 
+COMMAND_TIMEOUT = 10.0  # seconds
+CONNECT_TIMEOUT = 5.0
 _MIGRATION_LOCK = 0x5D_C0_4D_01  # pg_advisory_xact_lock key: one process migrates at a time
 _INSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) "  # column names are ours
            f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))}) ON CONFLICT (id) DO NOTHING")
@@ -122,7 +167,10 @@ class PgJobStore:
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> PgJobStore:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+        # Bounded waits: a server that stops answering costs a command at most COMMAND_TIMEOUT, a connection
+        # attempt CONNECT_TIMEOUT; the pool makes new connections by itself once the server is back.
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                         command_timeout=COMMAND_TIMEOUT, timeout=CONNECT_TIMEOUT)
         store = cls(pool, dsn)
         try:
             await store._migrate()
@@ -130,6 +178,17 @@ class PgJobStore:
             await pool.close()
             raise
         return store
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def take_numbers(self, n: int) -> int:
+        """Reserve n image numbers (one counter for every process); returns the first."""
+        last = await self._pool.fetchval(
+            "INSERT INTO counters (name, value) VALUES ('images', $1) ON CONFLICT (name) "
+            "DO UPDATE SET value = counters.value + excluded.value RETURNING value", n)
+        return int(last) - n + 1
 
     async def _migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -6,16 +6,18 @@ the server's defaults > the global configuration. A server's caps can only tight
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Settings
-from bot.errors import OptionError
+from bot.errors import OptionError, StorageError
 from bot.text import T
 
 from .payload import DrawOptions
+from .store import transient
 
 __all__ = [
     "DEFAULT_SAFETY_NEGATIVE",
@@ -36,6 +38,7 @@ SERVER_DEFAULT_FIELDS = ("model", "sampler", "scheduler", "steps", "width", "hei
 NSFW_MODES = ("off", "safe", "refuse")  # what they mean is told by the Discord side (nsfw.<mode>)
 DEFAULT_SAFETY_NEGATIVE = "nsfw, nude, naked, nipples, explicit, sexual, porn, gore"
 MAX_PRESETS = 25  # one autocomplete page
+READ_TIMEOUT = 1.5  # seconds a read-through of a shared store may take (Discord wants an answer within 3 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,8 @@ class Preferences:
     """Every server's settings and every user's preferences, loaded into memory at start (small tables,
     read on every command, so acknowledging never waits on disk) and written through on change."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, read_through: bool = False) -> None:
+        self.read_through = read_through  # a shared database: other processes change them too, read every time
         self._store: Any = None
         self._policies: dict[int, ServerPolicy] = {}
         self._prefs: dict[int, dict[str, Any]] = {}
@@ -127,7 +131,19 @@ class Preferences:
         self._policies = {g: ServerPolicy.from_dict(d) for g, d in (await store.all_guild_settings()).items()}
         self._prefs = await store.all_user_prefs()
 
+    async def _read(self, what: str, key: int) -> dict[str, Any]:
+        """Read through to a shared store; while it is unreachable, the user is told the bot is unavailable."""
+        try:
+            return await asyncio.wait_for(getattr(self._store, what)(key), READ_TIMEOUT)
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) or transient(exc):
+                raise StorageError(T("refuse.unavailable"), detail=f"{what}: {exc!r}") from exc
+            raise
+
     async def server_policy(self, guild_id: int | None) -> ServerPolicy | None:
+        if guild_id and self.read_through and self._store is not None:
+            data = await self._read("guild_settings", guild_id)
+            return ServerPolicy.from_dict(data) if data else None
         return self._policies.get(guild_id) if guild_id else None
 
     async def set_server_policy(self, guild_id: int, policy: ServerPolicy, *, by: int, change: str) -> None:
@@ -137,6 +153,8 @@ class Preferences:
         log.info("Server %s settings changed by %s: %s", guild_id, by, change)
 
     async def user_prefs(self, user_id: int) -> dict[str, Any]:
+        if self.read_through and self._store is not None:
+            return await self._read("user_prefs", user_id)
         return self._prefs.get(user_id, {})
 
     async def set_user_prefs(self, user_id: int, prefs: dict[str, Any]) -> None:

@@ -82,6 +82,8 @@ class StatusView:
 
 
 class Scheduler:
+    requires_backends = True  # the in-process pool runs every job itself
+
     def __init__(
         self,
         clients: list[WebUIClient],
@@ -98,7 +100,7 @@ class Scheduler:
         clock: Callable[[], float] = time.monotonic,
         router: Any = None,
     ) -> None:
-        if not clients:
+        if not clients and self.requires_backends:
             raise ValueError("at least one backend")
         self.runner = runner
         self.limiter = RateLimiter(rate, per, clock=clock)
@@ -184,6 +186,10 @@ class Scheduler:
             raise Refused("rate", wait, T("refuse.rate", count=self.limiter.rate, period=period(self.limiter.per)))
         self._tickets[user_id] = self._tickets.get(user_id, 0) + 1
         return Ticket(user_id)
+
+    async def reserve(self, user_id: int) -> Ticket:
+        """`admit`, for callers that may wait (a shared queue asks its database)."""
+        return self.admit(user_id)
 
     def release(self, ticket: Ticket, *, refund: bool = True) -> None:
         """Give an unused ticket back (the job was never submitted)."""
@@ -274,6 +280,9 @@ class Scheduler:
     def position(self, job: Job) -> int | None:
         return self.queue.position(job)
 
+    def queue_length(self) -> int:
+        return len(self.queue)
+
     def user_jobs(self, user_id: int) -> list[tuple[Job, int | None]]:
         """The user's unfinished jobs with their positions: running first, then in queue order."""
         placed = [(job, self.position(job)) for i in self._by_user.get(user_id, ())
@@ -283,6 +292,10 @@ class Scheduler:
     def status(self, user_id: int, limit: int) -> StatusView:
         mine = self.user_jobs(user_id)
         return StatusView(self.backend_status(), len(self.queue), mine[:limit], len(mine))
+
+    async def status_of(self, user_id: int, limit: int) -> StatusView:
+        """`status`, for callers that may wait (a shared queue asks its database)."""
+        return self.status(user_id, limit)
 
     def _notify(self) -> None:
         async def wake() -> None:
@@ -351,17 +364,22 @@ class Scheduler:
             self._notify()
 
     def _next_for(self, backend: _Backend) -> Job | None:
-        """The first job in fair order that `backend` can run, with model affinity that never breaks
-        fairness: a job another idle backend has the checkpoint for is left to it (it starts now, there),
-        and within the head job's fairness round a job whose checkpoint this backend has loaded goes
-        first. O(LOOK_AHEAD)."""
+        """The first job in fair order that `backend` can run (see `_pick`). O(LOOK_AHEAD)."""
         if not self.queue:
             return None
-        router = self.router
-        if router is None:
+        if self.router is None:
             return next(self.queue.first(1), None)
         idle = [b for b in self.backends if b is not backend and b.up and b.job is None and not b.draining]
-        ahead = list(self.queue.first(LOOK_AHEAD))
+        return self._pick(backend, list(self.queue.first(LOOK_AHEAD)), idle)
+
+    def _pick(self, backend: _Backend, ahead: list[Job], idle: list[_Backend]) -> Job | None:
+        """Of `ahead` (waiting jobs in fair order), the one `backend` runs next, with model affinity that
+        never breaks fairness: a job another idle backend has the checkpoint for is left to it (it starts
+        now, there), and within the head job's fairness round a job whose checkpoint this backend has
+        loaded goes first."""
+        router = self.router
+        if router is None:
+            return ahead[0] if ahead else None
         for k, job in enumerate(ahead):
             if not router.fits(backend.name, job):
                 continue
@@ -416,9 +434,7 @@ class Scheduler:
                 job.state, job.backend, job.started, job.front = JobState.QUEUED, None, None, True
                 job.attempts -= 1
                 job.waiting_for_backend = not any(b.up for b in self.backends)
-                self.queue.push(job)
-                job.touch()
-                self._emit(job)
+                self._requeue(job)
                 log.info("Job %s requeued: %s was unreachable", job.id, backend.name)
                 return
             self._finish(job, JobState.FAILED, error=exc)
@@ -450,6 +466,12 @@ class Scheduler:
         finally:
             poller.cancel()
             backend.job = None
+
+    def _requeue(self, job: Job) -> None:
+        """A job whose backend never got it waits again, first in line."""
+        self.queue.push(job)
+        job.touch()
+        self._emit(job)
 
     # ------------------------------------------------------------------ progress
     async def _poll_progress(self, backend: _Backend, job: Job) -> None:

@@ -89,6 +89,14 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET delivered_at = COALESCE(finished_at, created_at);
     CREATE INDEX jobs_undelivered ON jobs (seq) WHERE delivered_at IS NULL;
     """,
+    # 4: the columns a queue shared by several processes needs (PostgreSQL, issue 11), kept here too so
+    # both stores hold the same record: first in line (front), the process keeping the job's message
+    # current (owner), and a cancel asked of the process running it (cancel_requested).
+    """
+    ALTER TABLE jobs ADD COLUMN front INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -127,6 +135,9 @@ class JobRecord:
     attempts: int = 0
     delivered_at: float | None = None
     delivery_error: str | None = None
+    front: int = 0
+    owner: str | None = None
+    cancel_requested: int = 0
 
 
 _COLUMNS = tuple(f.name for f in fields(JobRecord))
@@ -305,6 +316,12 @@ class JobStore:
             return {int(r[0]): orjson.loads(r[1]) for r in await cur.fetchall()}
 
 
+def transient(exc: BaseException) -> bool:
+    """A database that is unreachable for now (a network error, a restarting server), not a bad change."""
+    state = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, OSError | ConnectionError) or state.startswith(("08", "57P"))
+
+
 class StoreWriter:
     """Job changes in the order they happened, from one task, a batch per transaction.
 
@@ -312,9 +329,10 @@ class StoreWriter:
     committed; callers that must not go on before that (a job being accepted, a result being posted)
     await it, the others don't. Storage trouble is logged and never breaks a job."""
 
-    def __init__(self, store: JobStore, *, max_batch: int = 256) -> None:
+    def __init__(self, store: JobStore, *, max_batch: int = 256, retry_for: float = 300.0) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.retry_for = retry_for
         self._queue: asyncio.Queue[tuple[str, Any, asyncio.Future[BaseException | None]] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._last: dict[str, asyncio.Future[BaseException | None]] = {}  # job id -> its latest write
@@ -364,6 +382,23 @@ class StoreWriter:
             log.error("The job store writer did not finish in 10 s")
             task.cancel()
 
+    async def _apply(self, ops: list[tuple[str, Any]]) -> list[BaseException | None]:
+        """Apply a batch; while the database is unreachable (a shared server restarting), try again with back-off
+        for up to RETRY_FOR seconds, so no change is lost to an outage."""
+        delay, waited = 0.5, 0.0
+        while True:
+            try:
+                return await self.store.apply(ops)
+            except Exception as exc:  # noqa: BLE001 - storage trouble must never break a job
+                if transient(exc) and waited < self.retry_for:
+                    log.warning("Job store unreachable (%r); writing %d change(s) again in %.1f s", exc, len(ops), delay)
+                    await asyncio.sleep(delay)
+                    waited += delay
+                    delay = min(5.0, delay * 2)
+                    continue
+                log.exception("Job store write failed (%d changes)", len(ops))
+                return [exc] * len(ops)
+
     async def _run(self) -> None:
         stop = False
         while not stop:
@@ -380,11 +415,7 @@ class StoreWriter:
                 else:
                     batch.append(item)
             ops = [(op, arg) for op, arg, _ in batch if op != "flush"]
-            try:
-                results = await self.store.apply(ops) if ops else []
-            except Exception as exc:  # noqa: BLE001 - storage trouble must never break a job
-                log.exception("Job store write failed (%d changes)", len(ops))
-                results = [exc] * len(ops)
+            results = await self._apply(ops) if ops else []
             it = iter(results)
             for op, arg, future in batch:
                 outcome = None if op == "flush" else next(it)

@@ -19,6 +19,8 @@ class JobQueue:
         self.in_flight = 0
         self.max_in_flight = 0
         self.jobs_served = 0
+        self.asked = 0  # generation requests received and not yet answered (waiting for the lock included)
+        self.max_asked = 0
         self._lock = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order and never barges
         self._tasks: set[asyncio.Task] = set()
 
@@ -28,7 +30,10 @@ class JobQueue:
         The job runs to completion even if the caller is cancelled (A1111 never cancels a job when the
         client goes away); only `cancel_all` stops it.
         """
+        self.asked += 1
+        self.max_asked = max(self.max_asked, self.asked)
         task = asyncio.ensure_future(self._run(job, work))
+        task.add_done_callback(lambda _t: setattr(self, "asked", self.asked - 1))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(task)

@@ -70,6 +70,11 @@ class DemoWebUI(DemoSite):
         return self.queue.max_in_flight
 
     @property
+    def max_asked_at_once(self) -> int:
+        """The most generation requests it had at the same time (1: nobody sent a second before the first ended)."""
+        return self.queue.max_asked
+
+    @property
     def model_switches(self) -> int:
         """Jobs that ran on another checkpoint than the loaded one (each cost `switch_delay`, twice)."""
         return self.job_routes.generator.model_switches

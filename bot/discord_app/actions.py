@@ -190,7 +190,7 @@ class Actions:
     async def _start(self, origin: Origin, prepare: Prepare) -> None:
         """Admit (a refusal costs nothing), let `prepare` finish the request (defer, download, check names
         with the WebUI; on failure the user keeps their slot), store and queue it, follow its message."""
-        ticket = self.engine.admit(origin.user_id)
+        ticket = await self.engine.admit(origin.user_id)
         try:
             request = await prepare()
             self.engine.check_route(request)  # a request no backend can run is refused now, not queued
@@ -270,17 +270,28 @@ class Actions:
         await handlers[action](interaction, job_id, index)
 
     async def cancel(self, interaction: discord.Interaction[SDBot], job_id: str) -> None:
-        """Cancel: the requester, or anyone with Manage Messages; also for a job from before a restart."""
+        """Cancel: the requester, or anyone with Manage Messages; also for a job from before a restart, and
+        (a shared queue) for a job another process holds."""
         lang = lang_of(interaction)
         job = self.engine.job(job_id)
-        if job is None or job.is_final:
+        user_id: int | None = None
+        if job is not None and not job.is_final:
+            user_id = job.user_id
+        elif job is None and self.engine.shared:
+            record = await self.engine.find_job(job_id=job_id)
+            if record is not None and record.status in ("queued", "running"):
+                user_id = record.user_id
+        if user_id is None:
             await interaction.response.send_message(say(lang, "cancel.ended"), ephemeral=True)
             return
-        if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
+        if interaction.user.id != user_id and not interaction.permissions.manage_messages:
             await interaction.response.send_message(say(lang, "cancel.not_yours"), ephemeral=True)
             return
         await interaction.response.defer()  # the job's message shows "Cancelled" once it is
-        await self.engine.cancel(job, by=interaction.user.id)
+        if job is not None:
+            await self.engine.cancel(job, by=interaction.user.id)
+        elif not await self.engine.cancel_id(job_id, by=interaction.user.id):
+            await interaction.followup.send(say(lang, "cancel.ended"), ephemeral=True)
 
     async def _reroll_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None

@@ -26,7 +26,8 @@ from .errors import report_error
 from .i18n import CommandTranslator
 from .render import say
 
-__all__ = ["EngineCogMixin", "SDBot", "SDTree", "use_discord_endpoints"]
+__all__ = ["EngineCogMixin", "SDBot", "SDTree", "ShardedSDBot", "count_api_errors", "make_bot", "stop_jobs",
+           "use_discord_endpoints"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class SDBot(commands.Bot):
             # app for themselves, the bot's DM and group DMs (/settings narrows itself to servers).
             allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
             allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+            **_shard_options(settings),
         )
         self.settings = settings
         self.engine = engine
@@ -109,21 +111,11 @@ class SDBot(commands.Bot):
         self.synced = False
 
     def _count_api_errors(self) -> None:
-        """Every failed Discord REST call counts in sdcord_discord_api_errors_total (by HTTP status)."""
-        request = self.http.request
-        metrics = self.engine.metrics
-
-        async def counted(route: Any, **kwargs: Any) -> Any:
-            try:
-                return await request(route, **kwargs)
-            except discord.HTTPException as exc:
-                metrics.discord_error(exc.status)
-                raise
-
-        self.http.request = counted  # type: ignore[method-assign]
+        count_api_errors(self, self.engine)
 
     async def setup_hook(self) -> None:
         await asyncio.to_thread(catalogs)  # every word: the .po files are read once, off the event loop
+        self.engine.followers.append(self.deliveries.follow)  # jobs adopted from a process that stopped
         await self.engine.start()  # job store (the queue is rebuilt from it), backend workers, warm catalogue
         self._engine_started = True
         for job in self.engine.restored:  # bring every job's message up to date; deliver what ended
@@ -132,7 +124,8 @@ class SDBot(commands.Bot):
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
         await self.tree.set_translator(CommandTranslator(catalogs()))  # names and descriptions in every language
-        await self.sync_commands()
+        if not self.settings.shard_ids or 0 in self.settings.shard_ids:  # one cluster of a sharded bot syncs
+            await self.sync_commands()
 
     async def command_schema(self) -> list[dict[str, Any]]:
         """What a sync sends, translations included (a changed translation must reach Discord too)."""
@@ -179,18 +172,53 @@ class SDBot(commands.Bot):
         self.closing_down = True
         try:
             if self._engine_started:
-                self.engine.pause()
-                grace = self.settings.shutdown_grace
-                if grace > 0 and self.engine.scheduler.running():
-                    log.info("Waiting up to %g s for %d running job(s)", grace, len(self.engine.scheduler.running()))
-                    await self.engine.wait_running(grace)
-                await self.engine.stop()  # what still runs stays "running" in the store: it runs again at start
-                await self.deliveries.shutdown(DELIVERY_WAIT)
+                await stop_jobs(self.engine, self.deliveries, self.settings.shutdown_grace)
         finally:
             try:
                 await super().close()
             finally:
                 await self.engine.close()
+
+
+class ShardedSDBot(SDBot, commands.AutoShardedBot):
+    """SHARD_COUNT / SHARD_IDS: this process is one cluster of a sharded bot (its shards' gateways)."""
+
+
+def make_bot(settings: Settings, engine: Engine) -> SDBot:
+    return ShardedSDBot(settings, engine) if settings.shard_count else SDBot(settings, engine)
+
+
+def _shard_options(settings: Settings) -> dict[str, Any]:
+    if not settings.shard_count:
+        return {}
+    return {"shard_count": settings.shard_count,
+            "shard_ids": list(settings.shard_ids) if settings.shard_ids is not None else None}
+
+
+def count_api_errors(client: discord.Client, engine: Engine) -> None:
+    """Every failed Discord REST call counts in sdcord_discord_api_errors_total (by HTTP status)."""
+    request = client.http.request
+    metrics = engine.metrics
+
+    async def counted(route: Any, **kwargs: Any) -> Any:
+        try:
+            return await request(route, **kwargs)
+        except discord.HTTPException as exc:
+            metrics.discord_error(exc.status)
+            raise
+
+    client.http.request = counted  # type: ignore[method-assign]
+
+
+async def stop_jobs(engine: Engine, deliveries: Deliveries, grace: float) -> None:
+    """Take nothing new; give running jobs `grace` seconds; leave the rest queued (their messages say so);
+    deliver what ended."""
+    engine.pause()
+    if grace > 0 and engine.scheduler.running():
+        log.info("Waiting up to %g s for %d running job(s)", grace, len(engine.scheduler.running()))
+        await engine.wait_running(grace)
+    await engine.stop()  # what still runs stays "running" in the store: it runs again at start
+    await deliveries.shutdown(DELIVERY_WAIT)
 
 
 def _read_or_empty(path: Path) -> str:

@@ -189,14 +189,14 @@ class JobMessage:
         try:
             if not self.job.is_final:
                 await self._render_quietly()
-            while not self.job.is_final:
+            while not self.job.is_final and not self.job.handed_over:
                 if self._out_of_time():
                     await self.engine.cancel(self.job, by=0)  # it would finish where nobody can see it
                     break
                 # A waiting job's position changes without it being told: look again when its turn comes.
                 timeout = self.interval() if self.job.state is JobState.QUEUED else 30
                 await self.job.wait_changed(timeout=timeout)
-                if self.job.is_final:
+                if self.job.is_final or self.job.handed_over:
                     break
                 wait = (self.edit_times[-1] + self.interval() - time.monotonic()) if self.edit_times else 0
                 if wait > 0:
@@ -206,6 +206,9 @@ class JobMessage:
                 await self._render_quietly()
         finally:
             JobMessage.live -= 1
+        if self.job.handed_over and not self.job.is_final:  # a worker elsewhere keeps the message current now
+            self.finished.set()
+            return
         await self.deliver()
 
     def _out_of_time(self) -> bool:

@@ -72,6 +72,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         log.warning("[%s] /%s %s (%s): %s | %s", error_id, command, type(original).__name__, who, original.message,
                     original.detail)
         message = books.get(lang, "error.with_id", reason=original.message, error_id=error_id)
+        private = isinstance(original, StorageError)  # about this command only (the database is unreachable)
     elif isinstance(error, app_commands.MissingPermissions):
         log.info("[%s] /%s refused: missing permissions (%s)", error_id, command, who)
         names = ", ".join(books.get(lang, f"permission.{p}") for p in error.missing_permissions)

@@ -16,10 +16,11 @@ import yarl
 from bot.config import Settings
 from bot.core.engine import Engine
 from bot.core.generate import favour_event_loop_latency
+from bot.errors import StorageError
 
-from .bot import SDBot, use_discord_endpoints
+from .bot import make_bot, use_discord_endpoints
 
-__all__ = ["run_bot", "setup_logging"]
+__all__ = ["login_or_exit", "prepare_process", "run_bot", "setup_logging"]
 
 log = logging.getLogger("sdcord")
 
@@ -70,10 +71,30 @@ def _unreachable(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05, kind: str = "webui") -> None:
+def prepare_process(settings: Settings) -> None:
     favour_event_loop_latency()
     _no_voice()
     use_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+
+
+async def login_or_exit(client: discord.Client, settings: Settings) -> None:
+    """The first call to Discord, then our set-up (setup_hook); a clear line and exit 1 when it fails."""
+    try:
+        await client.login(settings.discord_token or "")
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:  # no network, DNS, refused, TLS
+        where = yarl.URL(discord.http.Route.BASE).origin()
+        log.error("Cannot reach Discord (%s): %s; check the network", where, _unreachable(exc))
+        raise SystemExit(1) from None
+    except discord.LoginFailure:
+        log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal")
+        raise SystemExit(1) from None
+    except StorageError as exc:
+        log.error("Cannot start: %s", exc.detail)
+        raise SystemExit(1) from None
+
+
+async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05, kind: str = "webui") -> None:
+    prepare_process(settings)
     demo_server = None
     if demo:
         from bot.demo import DemoConfig, DemoFormServer, DemoWebUI
@@ -85,9 +106,9 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
         else:
             demo_server = DemoWebUI(DemoConfig(step_delay=step_delay))
             url = await demo_server.start("127.0.0.1", 0)
-        settings = dataclasses.replace(settings, webui_url=url, webui_auth=None)
+        settings = dataclasses.replace(settings, webui_url=url, webui_auth=None, webui_given=True)
         log.info("Demo %s running at %s", "form API server" if kind == "form" else "WebUI", url)
-    bot = SDBot(settings, Engine(settings))
+    bot = make_bot(settings, Engine(settings))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -95,19 +116,14 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
                                                         loop.create_task(bot.close())))
         except NotImplementedError:  # pragma: no cover - Windows
             pass
-    log.info("Starting sdcord; WebUI at %s", settings.webui_display_url)
+    if settings.database_url and not settings.webui_given:
+        log.info("Starting sdcord: a gateway of the shared queue (no backends in this process)")
+    else:
+        log.info("Starting sdcord; WebUI at %s", settings.webui_display_url)
     try:
         async with bot:
-            try:
-                await bot.login(settings.discord_token or "")  # the first call to Discord, then our set-up
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:  # no network, DNS, refused, TLS
-                where = yarl.URL(discord.http.Route.BASE).origin()
-                log.error("Cannot reach Discord (%s): %s; check the network", where, _unreachable(exc))
-                raise SystemExit(1) from None
+            await login_or_exit(bot, settings)
             await bot.connect()  # the gateway: discord.py retries a lost connection itself
-    except discord.LoginFailure:
-        log.error("Discord rejected DISCORD_TOKEN; copy the bot token again from the developer portal")
-        raise SystemExit(1) from None
     finally:
         # discord.py's `async with` stops waiting once Discord is closed; wait for the whole
         # shutdown (engine, job store, WebUI sessions) so nothing is cut off by asyncio.run.

@@ -16,6 +16,9 @@ class Pool:
     def backend_status(self) -> list:
         return []
 
+    def queue_length(self) -> int:
+        return len(self.queue)
+
 
 def test_each_ended_job_is_counted_once_with_its_wait_and_run_time() -> None:
     metrics, pool = Metrics(), Pool()

@@ -58,6 +58,11 @@ class PgServer:
         return f"postgresql://postgres@/postgres?host={self.datadir}&port={self.port}"
 
     def stop(self, timeout: float = 30) -> None:
+        self.pause(timeout)
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def pause(self, timeout: float = 30) -> None:
+        """Stop the server and keep its data (an outage); `resume` starts it again on the same port."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients
             try:
@@ -65,7 +70,12 @@ class PgServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def resume(self, timeout: float = 60) -> None:
+        proc = _launch(self.datadir, self.port, timeout)
+        if proc is None:
+            raise RuntimeError("postgres did not start again:\n" + (self.datadir / "server.log").read_text())
+        self.proc = proc
 
 
 def start_pg(parent: Path, timeout: float = 60) -> PgServer:
@@ -76,23 +86,32 @@ def start_pg(parent: Path, timeout: float = 60) -> PgServer:
                    check=True, capture_output=True, env=env)
     for _attempt in range(5):  # retry if another process grabbed the port meanwhile
         port = _free_port()
-        server = [str(PG_BIN / "postgres"), "-D", str(datadir), "-h", "127.0.0.1", "-p", str(port),
-                  "-k", str(datadir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                  "-c", "full_page_writes=off", "-c", "max_connections=200"]
-        with open(datadir / "server.log", "ab") as log:  # the child keeps its own descriptor
-            proc = subprocess.Popen(_pdeathsig() + WRAP + server, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            lines = (datadir / "postmaster.pid").read_text().splitlines() \
-                if (datadir / "postmaster.pid").exists() else []
-            if len(lines) >= 8 and lines[7].strip() == "ready":
-                return PgServer(datadir, port, proc)
-            time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-            raise RuntimeError("postgres did not become ready:\n" + (datadir / "server.log").read_text())
+        proc = _launch(datadir, port, timeout)
+        if proc is not None:
+            return PgServer(datadir, port, proc)
     raise RuntimeError("postgres failed to start:\n" + (datadir / "server.log").read_text())
+
+
+def _launch(datadir: Path, port: int, timeout: float) -> subprocess.Popen[bytes] | None:
+    """The postmaster on `port`, once it is ready; None when it exited (the port was taken)."""
+    env = dict(os.environ, LC_ALL="C", TZ="UTC")
+    server = [str(PG_BIN / "postgres"), "-D", str(datadir), "-h", "127.0.0.1", "-p", str(port),
+              "-k", str(datadir), "-c", "fsync=off", "-c", "synchronous_commit=off",
+              "-c", "full_page_writes=off", "-c", "max_connections=200"]
+    with open(datadir / "server.log", "ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(_pdeathsig() + WRAP + server, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        lines = (datadir / "postmaster.pid").read_text().splitlines() \
+            if (datadir / "postmaster.pid").exists() else []
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return proc
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("postgres did not become ready:\n" + (datadir / "server.log").read_text())
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -45,21 +45,27 @@ class BotProcess:
     cwd: Path
     proc: asyncio.subprocess.Process | None = None
     output: list[str] = field(default_factory=list)
+    args: tuple[str, ...] = ()  # ("worker",): `sdcord worker`
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
     def for_fake(cls, fake: Any, tmp_path: Path, webui_url: str, **settings: str) -> BotProcess:
-        env = clean_env(tmp_path, DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base,
-                        DISCORD_GATEWAY_URL=fake.gateway_url, DISCORD_GUILD_IDS=str(fake.guild.id),
-                        WEBUI_URL=webui_url, **settings)
+        env = clean_env(tmp_path, **{"DISCORD_TOKEN": fake.token, "DISCORD_API_BASE": fake.api_base,
+                                     "DISCORD_GATEWAY_URL": fake.gateway_url, "DISCORD_GUILD_IDS": str(fake.guild.id),
+                                     "WEBUI_URL": webui_url, **settings})
         return cls(fake, env, tmp_path)
 
-    async def start(self, timeout: float = 30.0) -> None:
-        """Start it and wait until its new gateway session is ready (its set-up, restoring jobs, is done)."""
+    async def start(self, timeout: float = 30.0, *, ready_line: str | None = None) -> None:
+        """Start it and wait until its new gateway session is ready (its set-up, restoring jobs, is done);
+        with `ready_line`, until it printed that line instead (a worker has no gateway)."""
         before = self.fake.identify_count
         self.output = []
-        self.proc = await sdcord(env=self.env, cwd=self.cwd)
+        self.proc = await sdcord(*self.args, env=self.env, cwd=self.cwd)
         self._reader = asyncio.get_running_loop().create_task(self._read())
+        if ready_line is not None:
+            await self.fake.wait_until(lambda: ready_line in self.text or self.proc.returncode is not None, timeout)
+            assert self.proc.returncode is None, self.text
+            return
         await self.fake.wait_until(lambda: self.fake.identify_count > before or self.proc.returncode is not None,
                                    timeout)
         assert self.proc.returncode is None, self.text
