@@ -142,3 +142,19 @@ def test_metrics_and_log_format_settings() -> None:
                                 "LOG_FORMAT: expected text or json, got 'xml'"]
     else:
         raise AssertionError("bad settings accepted")
+
+
+def test_scale_out_settings() -> None:
+    s = load_settings({"DISCORD_TOKEN": "t", "DATABASE_URL": "postgresql://bot:pw@db:5432/sdcord",
+                       "SHARD_COUNT": "4", "SHARD_IDS": "2,3", "LEASE_TTL": "10"})
+    assert (s.database_url, s.shard_count, s.shard_ids, s.lease_ttl) == (
+        "postgresql://bot:pw@db:5432/sdcord", 4, (2, 3), 10.0)
+    assert not s.webui_given  # no WEBUI_URL: a gateway alone runs no backend
+    assert "pw" not in repr(s)
+    defaults = load_settings({"DISCORD_TOKEN": "t"})
+    assert defaults.database_url is None and defaults.shard_count is None and defaults.lease_ttl == 15.0
+    problems = problems_of({"DATABASE_URL": "mysql://u:secret@h/db", "SHARD_IDS": "5"})
+    assert [p.split(":")[0] for p in problems] == ["DATABASE_URL", "SHARD_IDS"]
+    assert not any("secret" in p for p in problems)
+    assert problems_of({"SHARD_COUNT": "2", "SHARD_IDS": "0,2"}) == [
+        "SHARD_IDS: expected numbers from 0 to SHARD_COUNT - 1 (1), got 0,2"]

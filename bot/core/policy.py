@@ -128,6 +128,8 @@ class Preferences:
 
     async def load(self, store: Any) -> None:
         self._store = store
+        if self.read_through:
+            return  # read when needed: another process may change them any time
         self._policies = {g: ServerPolicy.from_dict(d) for g, d in (await store.all_guild_settings()).items()}
         self._prefs = await store.all_user_prefs()
 

@@ -39,10 +39,10 @@ from typing import Any
 
 import asyncpg
 
-from bot.errors import JobFailed, Refused, StorageError
+from bot.errors import JobFailed, Refused, StorageError, WebUIError
 from bot.text import T, period
 
-from .book import reason_from_store
+from .book import reason_from_store, stored_reason
 from .jobs import Job, JobState, Origin, Request, Ticket
 from .scheduler import FALLBACK_WAIT, LOOK_AHEAD, BackendStatus, Scheduler, StatusView, _Backend
 from .store import _COLUMNS, IdTaken, JobRecord
@@ -229,6 +229,17 @@ class SharedQueue:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"cancel:{job_id}")
             return "running"
 
+    async def live_backends(self) -> int:
+        """Backends a live worker holds and can reach."""
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM backends WHERE holder IS NOT NULL "
+                                            f"AND expires_at > {NOW} AND up"))
+
+    async def fail_waiting(self, job_id: str, error: str) -> bool:
+        """Fail a job that is still waiting (False: a worker took it meanwhile)."""
+        done = await self.pool.fetchval(f"UPDATE jobs SET status = 'failed', error = $2, finished_at = {NOW} "
+                                        "WHERE id = $1 AND status = 'queued' RETURNING id", job_id, error)
+        return done is not None
+
     async def cancels_asked(self) -> list[str]:
         rows = await self.pool.fetch("SELECT id FROM jobs WHERE owner = $1 AND status = 'running' "
                                      "AND cancel_requested = 1", self.id)
@@ -339,6 +350,9 @@ class SharedScheduler(Scheduler):
                 await self.q.heartbeat()
                 if self._held:
                     renewed = await self.q.renew(list(self._held))
+                    for backend in self.backends:
+                        if backend.name in renewed:
+                            await self._publish(backend)
                     now = self.clock()
                     for name in list(self._held):
                         if name in renewed:
@@ -349,6 +363,7 @@ class SharedScheduler(Scheduler):
                 for job_id in await self.q.cancels_asked():
                     await self._cancel_local(job_id)
                 await self._adopt()
+                await self._expire_waiting()
             except asyncio.CancelledError:
                 raise
             except DB_ERRORS as exc:
@@ -385,6 +400,26 @@ class SharedScheduler(Scheduler):
         if any(j.state is JobState.QUEUED for j in jobs):
             await self.book.flush()
             await self.q.notify("job")
+
+    async def _expire_waiting(self) -> None:
+        """While no worker holds a backend that is up, our waiting jobs say so; after BACKEND_WAIT_LIMIT of
+        that they fail clearly (each process for the jobs it keeps the messages of)."""
+        now = self.clock()
+        down = await self.q.live_backends() == 0
+        if not down:
+            self._all_down_since = None
+        elif self._all_down_since is None:
+            self._all_down_since = now
+        for job in [j for j in self.jobs.values() if j.state is JobState.QUEUED]:
+            if job.waiting_for_backend != down:
+                job.waiting_for_backend = down
+                job.touch()
+            since = self._all_down_since
+            if down and since is not None and now - max(job.created, since) > self.wait_limit:
+                error = WebUIError(T("failure.all_down", period=period(self.wait_limit)))
+                if await self.q.fail_waiting(job.id, stored_reason(error.message)):
+                    job.finish(JobState.FAILED, now, error=error)
+                    self._forget_later(job)
 
     def _take(self, job: Job) -> None:
         """This process now keeps `job`'s message current."""
@@ -548,15 +583,21 @@ class SharedScheduler(Scheduler):
         if job is None:
             await self._idle()
             return
-        await self.q.backend_state(backend.name, up=True, busy_job=job.id, last_error="")
+        await self._publish(backend, busy_job=job.id)
         try:
             await self._run(backend, job)
         finally:
             if job.is_final:
                 await self.book.settled(job)
             with contextlib.suppress(*DB_ERRORS):
-                await self.q.backend_state(backend.name, up=backend.up, busy_job=None,
-                                           last_error=str(getattr(backend.last_error, "key", backend.last_error)))
+                await self._publish(backend)
+
+    async def _publish(self, backend: _Backend, *, busy_job: str | None = None) -> None:
+        """What /status shows of a backend this process holds, on any gateway."""
+        if busy_job is None and backend.job is not None:
+            busy_job = backend.job.id
+        await self.q.backend_state(backend.name, up=backend.up, busy_job=busy_job,
+                                   last_error=stored_reason(backend.last_error) if backend.last_error else "")
 
     async def _idle(self) -> None:
         self._wake.clear()
@@ -600,7 +641,7 @@ class SharedScheduler(Scheduler):
             await self.q.notify("job")
 
     async def _supervise(self) -> None:
-        return  # waiting jobs are the database's; the wait limit is kept by the workers' claims
+        return  # waiting jobs are the database's: `_expire_waiting`, at each heartbeat
 
     # ------------------------------------------------------------------ status
     async def status_of(self, user_id: int, limit: int) -> StatusView:
@@ -609,6 +650,7 @@ class SharedScheduler(Scheduler):
         for record in records:
             job = self.jobs.get(record.id) or self.book.job_from_record(record, self.clock())
             mine.append((job, self._positions.get(record.id) if record.status == "queued" else None))
-        backends = [BackendStatus(r["name"], r["up"], r["busy_job"] is not None, r["last_error"] or "")
+        backends = [BackendStatus(r["name"], r["up"], r["busy_job"] is not None,
+                                  reason_from_store(r["last_error"]) if r["last_error"] else "")
                     for r in await self.q.backends()]
         return StatusView(backends, self._waiting_count, mine[:limit], len(mine))

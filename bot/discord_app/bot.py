@@ -26,7 +26,7 @@ from .errors import report_error
 from .i18n import CommandTranslator
 from .render import say
 
-__all__ = ["EngineCogMixin", "SDBot", "SDTree", "ShardedSDBot", "count_api_errors", "make_bot", "stop_jobs",
+__all__ = ["ClosesWithoutLoss", "EngineCogMixin", "SDBot", "SDTree", "ShardedSDBot", "count_api_errors", "make_bot", "stop_jobs",
            "use_discord_endpoints"]
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,37 @@ class EngineCogMixin:
         return [app_commands.Choice(name=n, value=v) for n, v in await self.engine.catalogue.choices(kind, current)]
 
 
-class SDBot(commands.Bot):
+class ClosesWithoutLoss:
+    """`close` for a client that runs the engine (the bot, a worker): take nothing new, give running jobs
+    SHUTDOWN_GRACE seconds, leave the rest queued (their messages say so), deliver what ended, then
+    disconnect and close the engine. Safe to call more than once, also concurrently (a signal handler and
+    `async with` both close)."""
+
+    engine: Engine
+    deliveries: Deliveries
+    settings: Settings
+    closing_down: bool
+    _engine_started: bool
+    _shutdown: asyncio.Future[None] | None
+
+    async def close(self) -> None:
+        if self._shutdown is None:
+            self._shutdown = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._shutdown)
+
+    async def _close_once(self) -> None:
+        self.closing_down = True
+        try:
+            if self._engine_started:
+                await stop_jobs(self.engine, self.deliveries, self.settings.shutdown_grace)
+        finally:
+            try:
+                await super().close()  # type: ignore[misc]
+            finally:
+                await self.engine.close()  # a shared queue: hands what is left to the other processes
+
+
+class SDBot(ClosesWithoutLoss, commands.Bot):
     """Owns nothing but the Discord side: the engine is given to it and started in setup_hook."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
@@ -158,27 +188,6 @@ class SDBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("Logged in as %s (id %s) in %d guild(s)", self.user, getattr(self.user, "id", "?"), len(self.guilds))
-
-    async def close(self) -> None:
-        """Shut down without losing a job. Safe to call more than once, also concurrently (a signal
-        handler and `async with` both close)."""
-        if self._shutdown is None:
-            self._shutdown = asyncio.ensure_future(self._close_once())
-        await asyncio.shield(self._shutdown)
-
-    async def _close_once(self) -> None:
-        """Take nothing new; give running jobs SHUTDOWN_GRACE seconds; leave the rest queued (their
-        messages say so); deliver what ended; then disconnect and close the engine."""
-        self.closing_down = True
-        try:
-            if self._engine_started:
-                await stop_jobs(self.engine, self.deliveries, self.settings.shutdown_grace)
-        finally:
-            try:
-                await super().close()
-            finally:
-                await self.engine.close()
-
 
 class ShardedSDBot(SDBot, commands.AutoShardedBot):
     """SHARD_COUNT / SHARD_IDS: this process is one cluster of a sharded bot (its shards' gateways)."""

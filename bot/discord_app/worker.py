@@ -14,7 +14,7 @@ import discord
 from bot.config import Settings
 from bot.core.engine import Engine
 
-from .bot import count_api_errors, stop_jobs
+from .bot import ClosesWithoutLoss, count_api_errors
 from .catalog import catalogs
 from .delivery import Deliveries
 
@@ -23,7 +23,7 @@ __all__ = ["WorkerClient"]
 log = logging.getLogger(__name__)
 
 
-class WorkerClient(discord.Client):
+class WorkerClient(ClosesWithoutLoss, discord.Client):
     """Discord's REST API only (`login`, never `connect`): job messages and results."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
@@ -33,6 +33,7 @@ class WorkerClient(discord.Client):
         self.engine = engine
         count_api_errors(self, engine)
         self.deliveries = Deliveries(self)  # type: ignore[arg-type]
+        self.closing_down = False
         self._engine_started = False
         self._shutdown: asyncio.Future[None] | None = None
 
@@ -43,20 +44,6 @@ class WorkerClient(discord.Client):
         self._engine_started = True
         log.info("Worker running %d backend(s) of the shared queue", len(self.engine.clients))
 
-    async def close(self) -> None:
-        if self._shutdown is None:
-            self._shutdown = asyncio.ensure_future(self._close_once())
-        await asyncio.shield(self._shutdown)
-
-    async def _close_once(self) -> None:
-        try:
-            if self._engine_started:
-                await stop_jobs(self.engine, self.deliveries, self.settings.shutdown_grace)
-        finally:
-            try:
-                await super().close()
-            finally:
-                await self.engine.close()  # hands what is left to the other processes
 
 
 async def run_worker(settings: Settings) -> None:

@@ -262,3 +262,18 @@ async def test_postgres_down_means_a_clear_refusal_and_recovery_by_itself(
         assert statuses == {"before the outage": ("done", True), "after the outage": ("done", True)}
     finally:
         await stop_all(gw, wk)
+
+
+async def test_with_no_worker_jobs_say_so_and_fail_after_the_wait_limit(fake_discord: Any, tmp_path: Path,
+                                                                         database: str) -> None:
+    fake = fake_discord
+    gw = gateway(fake, tmp_path, database, "gateway", LEASE_TTL="3", BACKEND_WAIT_LIMIT="4")
+    try:
+        await gw.start()
+        ix = await draw(fake, fake.alice, fake.channel, "nobody to draw it")
+        await ix.wait_for(lambda i: said(i.original, "waiting for an image server"), timeout=15)
+        await ix.wait_for(lambda i: said(i.original, "No image server has been reachable for 4 seconds"), timeout=20)
+        [row] = await rows(database, "SELECT status, delivered_at FROM jobs")
+        assert row["status"] == "failed" and row["delivered_at"] is not None
+    finally:
+        await stop_all(gw)
