@@ -48,9 +48,9 @@ Run: python bench/scheduler.py [--jobs-per-backend N] [--sections 123456]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import itertools
 import logging

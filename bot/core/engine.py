@@ -49,6 +49,7 @@ __all__ = ["STORE_FILE", "Engine"]
 log = logging.getLogger(__name__)
 
 STORE_FILE = "sdcord.db"
+CLOSE_FLUSH = 15.0  # seconds pending job changes get to be written at shutdown
 
 
 class Engine:
@@ -169,8 +170,12 @@ class Engine:
         """Stop the workers, commit every pending change, hand this process's jobs to the others (a shared
         queue), close the store and the clients. Idempotent."""
         await self.scheduler.stop()
-        if self._book is not None:
-            await self._book.flush()
+        if self._book is not None:  # bounded: a database that is down must not hold the stop for minutes
+            try:
+                await asyncio.wait_for(self._book.flush(), CLOSE_FLUSH)
+            except TimeoutError:
+                log.error("Job changes not written within %g s at shutdown; the next start resumes from the store",
+                          CLOSE_FLUSH)
         if isinstance(self.scheduler, SharedScheduler):
             await self.scheduler.leave()
         await self.catalogue.close()
