@@ -115,7 +115,7 @@ class SharedQueue:
     async def listen(self, callback: Callable[[str], None]) -> None:
         """Call `callback(payload)` for every NOTIFY on our channel (a dedicated connection)."""
         await self.stop_listening()
-        conn = await asyncpg.connect(self.dsn)
+        conn = await asyncpg.connect(self.dsn, timeout=5)
         await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: callback(payload))
         self._listener = conn
 
