@@ -17,26 +17,15 @@ from typing import Any
 import pytest
 
 from bot.images import png
+from tests.support.harness import results, said
 from tests.support.processes import BotProcess
 
 pytestmark = pytest.mark.timeout(150)
 
 
-def results(message: Any) -> list[Any]:
-    return [a for a in (message.attachments if message else []) if not a.filename.removeprefix("SPOILER_").startswith(
-        "preview")]
-
-
 def posted_results(fake: Any) -> list[Any]:
     """Every live message of the bot that carries result images."""
     return [m for m in fake.messages() if not m.deleted and m.author_id == fake.bot_user.id and results(m)]
-
-
-def said(message: Any, text: str) -> bool:
-    """Whether the message ever showed `text` (its current content or any edit)."""
-    if message is None:
-        return False
-    return text in message.content or any(text in (payload.get("content") or "") for _, payload in message.edits)
 
 
 async def draw(fake: Any, user: Any, prompt: str, **options: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.test_restart import results, said
+from tests.support.harness import results, said
 from tests.support.processes import BotProcess
 
 pytestmark = pytest.mark.timeout(240)

@@ -82,3 +82,15 @@ async def running_bot(fake: Any, settings: Settings) -> AsyncIterator[SDBot]:
             await bot.close()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 10)
+
+
+def results(message: Any) -> list[Any]:
+    return [a for a in (message.attachments if message else []) if not a.filename.removeprefix("SPOILER_").startswith(
+        "preview")]
+
+
+def said(message: Any, text: str) -> bool:
+    """Whether the message ever showed `text` (its current content or any edit)."""
+    if message is None:
+        return False
+    return text in message.content or any(text in (payload.get("content") or "") for _, payload in message.edits)
