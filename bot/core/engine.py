@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import asyncpg
-
 from bot.config import Settings
 from bot.errors import StorageError
 from bot.text import T
@@ -41,7 +39,7 @@ from .policy import Preferences
 from .prepare import Preparer, UpscaleInput
 from .routing import Router
 from .scheduler import Scheduler, StatusView
-from .shared import SharedQueue, SharedScheduler
+from .shared import DB_ERRORS, SharedQueue, SharedScheduler, unavailable
 from .store import IdTaken, JobRecord, JobStore
 
 __all__ = ["STORE_FILE", "Engine"]
@@ -111,8 +109,8 @@ class Engine:
         settings = self.settings
         try:
             store = await PgJobStore.open(settings.database_url or "")
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StorageError(T("refuse.unavailable"), detail=f"PostgreSQL at DATABASE_URL: {exc!r}") from exc
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
         self._book = JobBook(store, self.files, clock=self.clock)
         self._book.start()
         await self.prefs.load(store)
@@ -290,8 +288,8 @@ class Engine:
         """/status for one user: backends, queue length, their first `limit` jobs with positions."""
         try:
             return await self.scheduler.status_of(user_id, limit)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise StorageError(T("refuse.unavailable"), detail=repr(exc)) from exc
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
 
     # ------------------------------------------------------------------ delivery bookkeeping
     def note_message(self, job: Job, message_id: int) -> None:

@@ -44,6 +44,7 @@ from bot.text import T, period
 
 from .book import reason_from_store, stored_reason
 from .jobs import Job, JobState, Origin, Request, Ticket
+from .pgstore import _INSERT, _from_row
 from .scheduler import FALLBACK_WAIT, LOOK_AHEAD, BackendStatus, Scheduler, StatusView, _Backend
 from .store import _COLUMNS, IdTaken, JobRecord
 
@@ -58,12 +59,6 @@ ADMIT_TIMEOUT = 2.0  # seconds admission may take before the user is told the bo
 CLAIM_POLL = 1.0  # an idle worker looks for work at least this often (NOTIFY wakes it at once)
 CHANNEL = "sdcord"  # NOTIFY channel: "job" (a job is waiting), "cancel:<id>"
 NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock: one clock for every machine
-_INSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) "  # column names are ours
-           f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))}) ON CONFLICT (id) DO NOTHING")
-
-
-def _record(row: asyncpg.Record) -> JobRecord:
-    return JobRecord(**{k: row[k] for k in _COLUMNS})
 
 
 def unavailable(exc: BaseException) -> StorageError:
@@ -190,7 +185,7 @@ class SharedQueue:
     async def head(self, limit: int = LOOK_AHEAD) -> list[JobRecord]:
         rows = await self.pool.fetch("SELECT * FROM jobs WHERE status = 'queued' ORDER BY front DESC, round, seq "
                                      "LIMIT $1", limit)
-        return [_record(r) for r in rows]
+        return [_from_row(r) for r in rows]
 
     async def claim(self, job_id: str, backend: str) -> JobRecord | None:
         """Take waiting job `job_id` for `backend`: None when another worker has it (or it left the line)."""
@@ -204,16 +199,16 @@ class SharedQueue:
                 job_id, backend, self.id)
             await conn.execute("UPDATE queue_state SET round = GREATEST(round, $1) WHERE id = 1", claimed["round"])
             await conn.execute("UPDATE backends SET busy_job = $2 WHERE name = $1", backend, job_id)
-        return _record(claimed)
+        return _from_row(claimed)
 
     async def records(self, ids: list[str]) -> list[JobRecord]:
         rows = await self.pool.fetch("SELECT * FROM jobs WHERE id = ANY($1::text[])", ids)
-        return [_record(r) for r in rows]
+        return [_from_row(r) for r in rows]
 
     async def unfinished_of(self, user_id: int) -> list[JobRecord]:
         rows = await self.pool.fetch("SELECT * FROM jobs WHERE user_id = $1 AND status IN ('queued', 'running') "
                                      "ORDER BY status = 'queued', front DESC, round, seq", user_id)
-        return [_record(r) for r in rows]
+        return [_from_row(r) for r in rows]
 
     async def cancel(self, job_id: str) -> str:
         """'queued' (cancelled here and now), 'running' (its worker is told), or 'ended'."""
@@ -254,7 +249,7 @@ class SharedQueue:
                         SELECT 1 FROM processes p WHERE p.id = j.owner AND p.seen_at > {NOW} - $2))
                     ORDER BY j.seq LIMIT $3 FOR UPDATE SKIP LOCKED)
                 RETURNING *""", self.id, self.lease_ttl, limit)
-        return sorted((_record(r) for r in rows), key=lambda r: r.seq)
+        return sorted((_from_row(r) for r in rows), key=lambda r: r.seq)
 
     # ------------------------------------------------------------------ backend leases
     async def acquire(self, name: str) -> tuple[bool, str | None]:
