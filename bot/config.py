@@ -23,6 +23,7 @@ T = TypeVar("T")
 # Hard limits that no configuration may exceed (the WebUI and Discord cannot go further).
 ABS_MIN_SIDE = 64
 ABS_MAX_SIDE = 2048
+MAX_DAILY_LIMIT = 1_000_000  # DAILY_LIMIT and a server's daily limit
 ABS_MAX_STEPS = 150
 ABS_MAX_BATCH = 10  # Discord: at most 10 files per message
 DEFAULT_UPLOAD_CAP = 25 * 1024 * 1024  # the most one Discord message carries without boosts; bounds downloads too
@@ -60,6 +61,7 @@ class Settings:
     generation_timeout: float = 1800.0
     rate_limit: tuple[int, float] = (5, 60.0)  # jobs per seconds, per user
     max_queued_per_user: int = 3
+    daily_limit: int = 0  # jobs per user per UTC day (0 = no daily limit); a server may set a tighter one
     backend_wait_limit: float = 600.0  # how long jobs wait when every backend is down
     max_input_image_bytes: int = 10 * 1024 * 1024  # img2img and /upscale attachments
     max_upscale_pixels: int = 4096 * 4096  # width x height of an /upscale result
@@ -279,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
     auth = r.get("WEBUI_AUTH", None, _parse_auth, "user:password", secret=True)
     rate = r.get("RATE_LIMIT", d.rate_limit, _parse_rate, "jobs/seconds per user, such as 5/60")
     max_queued = r.int_in("MAX_QUEUED_PER_USER", d.max_queued_per_user, 1, 100)
+    daily_limit = r.int_in("DAILY_LIMIT", d.daily_limit, 0, MAX_DAILY_LIMIT)
     input_mb = r.int_in("MAX_INPUT_IMAGE_MB", d.max_input_image_bytes // (1024 * 1024), 1, 100)
     upscale_pixels = r.int_in("MAX_UPSCALE_PIXELS", d.max_upscale_pixels, ABS_MIN_SIDE * ABS_MIN_SIDE,
                               8192 * 8192)
@@ -339,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_token: bool =
         ),
         rate_limit=rate,
         max_queued_per_user=max_queued,
+        daily_limit=daily_limit,
         backend_wait_limit=wait_limit,
         max_input_image_bytes=input_mb * 1024 * 1024,
         max_upscale_pixels=upscale_pixels,
@@ -367,7 +371,8 @@ def describe(settings: Settings) -> dict[str, Any]:
     return {
         "WEBUI_URL": settings.webui_display_url,
         "RATE_LIMIT": f"{settings.rate_limit[0]} jobs / {settings.rate_limit[1]:g} s per user, "
-        f"at most {settings.max_queued_per_user} waiting or running",
+        f"at most {settings.max_queued_per_user} waiting or running"
+        + (f", {settings.daily_limit} a day" if settings.daily_limit else ""),
         "WEBUI_AUTH": "set" if settings.webui_auth else "not set",
         "DISCORD_TOKEN": "set" if settings.discord_token else "not set",
         "DISCORD_GUILD_IDS": ",".join(map(str, settings.guild_ids)) or "(global)",

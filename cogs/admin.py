@@ -9,7 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
+from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, MAX_DAILY_LIMIT
+from bot.core.moderation import MAX_BLOCKED, parse_words
 from bot.core.payload import out_of_range
 from bot.core.policy import ServerPolicy
 from bot.discord_app.bot import EngineCogMixin
@@ -37,6 +38,9 @@ def describe_policy(lang: str, policy: ServerPolicy, settings: Any) -> str:
     ]
     if policy.nsfw_mode == "safe":
         lines.append(say(lang, "settings.safety_negative", text=escape(policy.safety_negative, 300)))
+    daily = policy.daily(settings)
+    lines.append(say(lang, "settings.daily", count=daily) if daily else say(lang, "settings.daily_none"))
+    lines.append(say(lang, "settings.blocklist", count=len(policy.blocklist)))  # the words: /settings blocklist show
     return "\n".join(lines)
 
 
@@ -108,21 +112,26 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
     @app_commands.command(name="caps", description="Tighten the limits for this server (never above the bot's)")
     @app_commands.describe(max_steps="Most sampling steps per image (at most the bot's own cap)",
                            max_pixels="Most pixels per image, width × height (at least 4096)",
-                           max_batch="Most images per /draw (at most the bot's own cap)")
+                           max_batch="Most images per /draw (at most the bot's own cap)",
+                           daily_limit="Most jobs per person per day (UTC), every way of starting one; 0: the bot's")
     async def caps(self, interaction: discord.Interaction[SDBot], max_steps: int | None = None,
-                   max_pixels: int | None = None, max_batch: int | None = None) -> None:
+                   max_pixels: int | None = None, max_batch: int | None = None,
+                   daily_limit: int | None = None) -> None:
         assert interaction.guild_id is not None
         g = self.engine.settings
         problems = [out_of_range(name, value, low, high)
                     for name, value, low, high in (("max_steps", max_steps, 1, g.max_steps),
                                                    ("max_pixels", max_pixels, ABS_MIN_SIDE ** 2, g.max_pixels),
-                                                   ("max_batch", max_batch, 1, g.max_batch))
+                                                   ("max_batch", max_batch, 1, g.max_batch),
+                                                   ("daily_limit", daily_limit, 0, g.daily_limit or MAX_DAILY_LIMIT))
                     if value is not None and not low <= value <= high]
         if problems:
             raise OptionError(problems)
         policy = await self._policy(interaction.guild_id)
         changes = {k: v for k, v in {"max_steps": max_steps, "max_pixels": max_pixels,
                                      "max_batch": max_batch}.items() if v is not None}
+        if daily_limit is not None:
+            changes["daily_limit"] = daily_limit or None
         await self._save(interaction, dataclasses.replace(policy, **changes),
                          ", ".join(f"{k}={v}" for k, v in changes.items()) or "nothing")
 
@@ -155,6 +164,43 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         new = dataclasses.replace(policy, nsfw_mode=mode,
                                   safety_negative=safety_negative or policy.safety_negative)
         await self._save(interaction, new, f"nsfw={mode}" + (", safety negative changed" if safety_negative else ""))
+
+    blocklist = app_commands.Group(name="blocklist", description="Words refused in prompts here")
+
+    @blocklist.command(name="add", description="Refuse prompts with these words or phrases")
+    @app_commands.describe(words="Words or phrases, separated by commas (whole words; Chinese, Japanese, Korean anywhere)")
+    async def blocklist_add(self, interaction: discord.Interaction[SDBot],
+                            words: app_commands.Range[str, 1, 1000]) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        new = [w for w in parse_words(words) if w not in policy.blocklist]
+        if len(policy.blocklist) + len(new) > MAX_BLOCKED:
+            raise OptionError([T("problem.blocklist_full", option=Opt("words"), limit=MAX_BLOCKED)])
+        await self._save(interaction, dataclasses.replace(policy, blocklist=(*policy.blocklist, *new)),
+                         f"blocklist: {len(new)} added")
+
+    @blocklist.command(name="remove", description="Allow these words or phrases again")
+    @app_commands.describe(words="Words or phrases, separated by commas")
+    async def blocklist_remove(self, interaction: discord.Interaction[SDBot],
+                               words: app_commands.Range[str, 1, 1000]) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        gone = set(parse_words(words))
+        kept = tuple(w for w in policy.blocklist if w not in gone)
+        await self._save(interaction, dataclasses.replace(policy, blocklist=kept),
+                         f"blocklist: {len(policy.blocklist) - len(kept)} removed")
+
+    @blocklist.command(name="show", description="The words refused in prompts here (only you see them)")
+    async def blocklist_show(self, interaction: discord.Interaction[SDBot]) -> None:
+        assert interaction.guild_id is not None
+        policy = await self._policy(interaction.guild_id)
+        lang = lang_of(interaction)
+        if not policy.blocklist:
+            text = say(lang, "settings.blocklist_empty")
+        else:  # behind spoilers: moderators needn't read them at a glance
+            words = ", ".join(f"||{escape(w, 60)}||" for w in policy.blocklist)
+            text = say(lang, "settings.blocklist_words", count=len(policy.blocklist), words=words)
+        await interaction.response.send_message(text[:2000], ephemeral=True)
 
     @app_commands.command(name="reset", description="Forget every sdcord setting of this server")
     async def reset(self, interaction: discord.Interaction[SDBot]) -> None:

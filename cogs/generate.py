@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_BATCH, ABS_MAX_SIDE, ABS_MAX_STEPS, ABS_MIN_SIDE
-from bot.core.payload import MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
+from bot.core.payload import ASPECT_RATIOS, MAX_CLIP_SKIP, MAX_PROMPT_LENGTH, MAX_SEED, DrawOptions
 from bot.discord_app.bot import EngineCogMixin
 from bot.discord_app.catalog import lang_of
 from bot.discord_app.render import STATUS_JOBS, status_text
@@ -26,6 +26,7 @@ class Generate(EngineCogMixin, commands.Cog):
     @app_commands.command(name="draw", description="Generate images from a text prompt")
     @app_commands.describe(
         prompt="What to draw (up to 1500 characters; <lora:name:weight> works too)",
+        ar="Aspect ratio: the size is picked for the model (width/height, if given, win)",
         negative_prompt="What to keep out of the image",
         model="Checkpoint for this image only (default: the WebUI's current one)",
         sampler="Sampling method, such as DPM++ 2M or Euler a",
@@ -44,11 +45,16 @@ class Generate(EngineCogMixin, commands.Cog):
         init_image="Start from this image (img2img): PNG, JPEG or WebP",
         preset="One of your presets (made with /prefer save)",
         strength="img2img: how much to change the image, 0-1 (default 0.6)",
+        clip_skip="Stop this many layers before CLIP's last, 1-12 (2 suits many anime models)",
+        tiling="Make a seamless tile (the edges match when repeated)",
+        fix_faces="Repaint faces in detail (the WebUI's ADetailer extension)",
     )
+    @app_commands.choices(ar=[app_commands.Choice(name=r, value=r) for r in ASPECT_RATIOS])
     async def draw(
         self,
         interaction: discord.Interaction[SDBot],
         prompt: app_commands.Range[str, 1, MAX_PROMPT_LENGTH],
+        ar: str | None = None,
         negative_prompt: app_commands.Range[str, None, MAX_PROMPT_LENGTH] | None = None,
         model: str | None = None,
         sampler: str | None = None,
@@ -67,10 +73,14 @@ class Generate(EngineCogMixin, commands.Cog):
         init_image: discord.Attachment | None = None,
         strength: app_commands.Range[float, 0.0, 1.0] | None = None,
         preset: str | None = None,
+        clip_skip: app_commands.Range[int, 1, MAX_CLIP_SKIP] | None = None,
+        tiling: bool = False,
+        fix_faces: bool = False,
     ) -> None:
         opts = DrawOptions(prompt, negative_prompt, model, sampler, scheduler, steps, cfg_scale, seed,
                            width, height, batch, style=style, lora=lora, lora_weight=lora_weight, hires=hires,
-                           spoiler=spoiler, strength=strength)
+                           spoiler=spoiler, strength=strength, aspect=ar, clip_skip=clip_skip, tiling=tiling,
+                           fix_faces=fix_faces)
         await self.bot.actions.draw(interaction, opts, init_image=init_image, preset=preset)
 
     @app_commands.command(name="upscale", description="Upscale an image with the WebUI's upscalers")
@@ -83,6 +93,11 @@ class Generate(EngineCogMixin, commands.Cog):
     @upscale.autocomplete("upscaler")
     async def _upscaler_autocomplete(self, interaction: discord.Interaction[SDBot], current: str):  # noqa: ANN202
         return await self._choices("upscaler", current)
+
+    @app_commands.command(name="describe", description="Prompts that describe an image, to draw with one click")
+    @app_commands.describe(image="The image to describe: PNG, JPEG or WebP")
+    async def describe(self, interaction: discord.Interaction[SDBot], image: discord.Attachment) -> None:
+        await self.bot.actions.describe(interaction, image)
 
     @app_commands.command(name="status", description="WebUI backends, the queue, and your jobs")
     async def status(self, interaction: discord.Interaction[SDBot]) -> None:

@@ -39,6 +39,13 @@ class Catalogue:
     upscalers: list[dict[str, Any]] = field(default_factory=list)
     styles: list[dict[str, Any]] = field(default_factory=list)
     loras: list[dict[str, Any]] = field(default_factory=list)
+    scripts: dict[str, list[str]] = field(default_factory=dict)  # mode -> script names, lower case ({}: unknown)
+
+    def has_script(self, mode: str, name: str) -> bool | None:
+        """Whether the WebUI lists script `name` (an extension such as ADetailer) for `mode`; None: not known."""
+        if not self.scripts:
+            return None
+        return name.casefold() in self.scripts.get(mode, ())
 
     # -- resolution: user text -> the exact name the WebUI expects, or None -------------------
     def resolve_model(self, text: str) -> str | None:
@@ -146,13 +153,30 @@ def union(catalogues: Iterable[Catalogue]) -> Catalogue:
     autocomplete. Whether one backend has it is the router's question."""
     merged: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in _UNION_KEYS}
     stamps = []
-    for cat in catalogues:
+    catalogues_list = list(catalogues)
+    for cat in catalogues_list:
         stamps.append(cat.fetched_at)
         for attr, key in _UNION_KEYS.items():
             for item in getattr(cat, attr):
                 merged[attr].setdefault(_norm(str(item.get(key) or item.get("name") or "")), item)
-    return Catalogue(fetched_at=min(stamps) if stamps else 0.0,
+    scripts: dict[str, list[str]] = {}
+    for cat in catalogues_list:
+        for mode, names in cat.scripts.items():
+            scripts.setdefault(mode, [])
+            scripts[mode] += [n for n in names if n not in scripts[mode]]
+    return Catalogue(fetched_at=min(stamps) if stamps else 0.0, scripts=scripts,
                      **{attr: list(items.values()) for attr, items in merged.items()})
+
+
+async def _scripts_of(client: Any) -> dict[str, list[str]]:
+    """A backend's scripts, or {} (unknown: an extension it may have is not held against it)."""
+    fetch = getattr(client, "scripts", None)
+    if fetch is None:
+        return {}
+    try:
+        return await fetch()
+    except WebUIError:
+        return {}
 
 
 class CatalogueCache:
@@ -183,11 +207,11 @@ class CatalogueCache:
         return self.current is not None and not any(self._stale(c, now) for c in self.clients)
 
     async def _fetch_one(self, client: Any) -> Catalogue:
-        models, samplers, schedulers, upscalers, styles, loras = await asyncio.gather(
+        models, samplers, schedulers, upscalers, styles, loras, scripts = await asyncio.gather(
             client.sd_models(), client.samplers(), client.schedulers(), client.upscalers(),
-            client.prompt_styles(), client.loras()
+            client.prompt_styles(), client.loras(), _scripts_of(client)
         )
-        catalogue = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers, styles, loras)
+        catalogue = Catalogue(models, samplers, schedulers, time.monotonic(), upscalers, styles, loras, scripts)
         try:
             options = await client.options()
         except WebUIError:

@@ -31,12 +31,14 @@ from .book import JobBook
 from .catalogue import CatalogueCache
 from .files import DataFiles
 from .generate import Generator, Outcome, without_metadata
-from .jobs import DrawRequest, Job, JobState, Origin, Ticket, UpscaleRequest
+from .jobs import DescribeRequest, DrawRequest, Job, JobState, Origin, Request, Ticket, UpscaleRequest
+from .limits import DailyLimit, DailyQuota
 from .metrics import Metrics, MetricsServer
+from .moderation import blocked
 from .payload import BuiltPayload
 from .pgstore import PgJobStore
 from .policy import Preferences
-from .prepare import Preparer, UpscaleInput
+from .prepare import DescribeInput, Preparer, UpscaleInput
 from .routing import Router
 from .scheduler import Scheduler, StatusView
 from .shared import DB_ERRORS, SharedQueue, SharedScheduler, unavailable
@@ -82,6 +84,7 @@ class Engine:
         self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
         self._book: JobBook | None = None
         self.restored: list[Job] = []  # undelivered jobs found at start
+        self.quota: DailyQuota | None = None  # jobs per user per UTC day (one process; a shared queue counts in SQL)
         self.followers: list[Callable[[Job], None]] = []  # told of jobs this process takes over (shared queue)
 
     @property
@@ -136,6 +139,7 @@ class Engine:
         self._book = JobBook(store, self.files, clock=self.clock)
         self._book.start()
         await self.prefs.load(store)
+        self.quota = DailyQuota(lambda user, since, guild: store.jobs_since(user, since, guild_id=guild))
         jobs, last_seq, busy = await self._book.restore()
         for job in jobs:
             self.scheduler.restore(job)
@@ -192,19 +196,48 @@ class Engine:
             await self._book.flush()
 
     # ------------------------------------------------------------------ jobs
-    async def admit(self, user_id: int) -> Ticket:
-        """Reserve a slot (rate limit, queue cap) or raise Refused. Costs nothing. A shared queue raises
-        StorageError ("temporarily unavailable") while its database can't be reached."""
-        return await self.scheduler.reserve(user_id)
+    async def admit(self, user_id: int, guild_id: int | None = None) -> Ticket:
+        """Reserve a slot (daily quota, rate limit, queue cap) or raise Refused. Costs nothing. `guild_id`: the
+        server the job would run in (its own daily limit applies). A shared queue raises StorageError
+        ("temporarily unavailable") while its database can't be reached."""
+        daily = await self.daily_limits(guild_id)
+        if isinstance(self.scheduler, SharedScheduler):
+            return await self.scheduler.reserve(user_id, daily=daily)
+        day = self.quota.day if self.quota is not None else 0.0
+        taken = await self.quota.take(user_id, daily) if self.quota is not None and daily else ()
+        try:
+            ticket = await self.scheduler.reserve(user_id)
+        except BaseException:
+            if self.quota is not None:
+                self.quota.give_back(taken, day)
+            raise
+        ticket.quota = (day, taken) if taken else None
+        return ticket
+
+    async def daily_limits(self, guild_id: int | None) -> list[DailyLimit]:
+        """The daily limits a job in this place counts against: DAILY_LIMIT, and the server's own."""
+        out = [DailyLimit(self.settings.daily_limit)] if self.settings.daily_limit else []
+        policy = await self.prefs.server_policy(guild_id) if guild_id else None
+        if policy is not None and policy.daily_limit:
+            out.append(DailyLimit(policy.daily(self.settings), guild_id))
+        return out
 
     def release(self, ticket: Ticket) -> None:
+        """An admitted job that won't be submitted: its slot, token and daily count come back."""
+        if not ticket.used:
+            self._give_back_quota(ticket)
         self.scheduler.release(ticket)
 
-    def check_route(self, request: BuiltPayload | UpscaleInput) -> None:
+    def _give_back_quota(self, ticket: Ticket) -> None:
+        if ticket.quota is not None and self.quota is not None:
+            self.quota.give_back(ticket.quota[1], ticket.quota[0])
+            ticket.quota = None
+
+    def check_route(self, request: BuiltPayload | UpscaleInput | DescribeInput) -> None:
         """Raise OptionError, naming what is missing, when no backend of the pool could run `request`."""
         self.router.check(request)
 
-    async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput, origin: Origin, *,
+    async def submit(self, ticket: Ticket, request: BuiltPayload | UpscaleInput | DescribeInput, origin: Origin, *,
                      message_id: int | None = None) -> Job:
         """Store the job (committed before this returns), then queue it. `message_id`: its message, when
         already known (a deferred response). Raises StorageError when the store can't keep it; the ticket
@@ -214,7 +247,7 @@ class Engine:
             job = self.scheduler.new_job(ticket, stored, origin)
             job.message_id = message_id
         except BaseException:
-            self.scheduler.release(ticket)
+            self.release(ticket)
             raise
         problem: BaseException | None = None
         scheduler = self.scheduler
@@ -230,23 +263,28 @@ class Engine:
             scheduler.discard(job)
             if not self.shared:
                 scheduler.limiter.refund(job.user_id)
+                self._give_back_quota(ticket)
             log.error("Job for user %s could not be stored: %r", origin.user_id, problem)
             raise StorageError(T("refuse.unavailable" if self.shared else "failure.storage"), detail=repr(problem))
         self.scheduler.enqueue(job)
         return job
 
-    async def _stored_request(self, request: BuiltPayload | UpscaleInput) -> DrawRequest | UpscaleRequest:
+    async def _stored_request(self, request: BuiltPayload | UpscaleInput | DescribeInput) -> Request:
         """The request as it is kept: input images go to the data dir by content, without their metadata
         (what the WebUI will get; an upscale's infotext was read from the original bytes before)."""
+        if isinstance(request, DescribeInput):
+            return DescribeRequest(await asyncio.to_thread(self._keep_input, request.image))
         if isinstance(request, UpscaleInput):
             digest = await asyncio.to_thread(self._keep_input, request.image)
             return UpscaleRequest(digest, request.infotext, request.scale, request.upscaler,
                                   request.source_job, request.index)
-        digest = None
+        digest = mask = None
         if request.init_image is not None:
             digest = await asyncio.to_thread(self._keep_input, request.init_image)
+        if request.mask is not None:
+            mask = await asyncio.to_thread(self._keep_input, request.mask)
         return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest,
-                           asked=tuple(sorted(request.asked)))
+                           asked=tuple(sorted(request.asked)), mask=mask)
 
     def _keep_input(self, data: bytes) -> str:
         """In a worker thread: strip the input image's metadata and keep it by content."""
@@ -256,6 +294,10 @@ class Engine:
         request, limit = job.request, job.origin.filesize_limit
         if isinstance(request, UpscaleRequest):
             outcome = await self.generator.upscale(request, client, filesize_limit=limit)
+        elif isinstance(request, DescribeRequest):
+            policy = await self.prefs.server_policy(job.origin.guild_id) if job.origin.guild_id else None
+            words = policy.blocklist if policy is not None else ()
+            outcome = await self.generator.describe(request, client, lambda text: not blocked(text, words))
         else:
             outcome = await self.generator.generate(request, client, filesize_limit=limit)
         return await self.book.save_outcome(job, outcome)  # the bytes stay on disk, not in memory
@@ -324,3 +366,24 @@ class Engine:
         if record is None and message_id is not None:
             record = await store.by_message(message_id)
         return record
+
+    # ------------------------------------------------------------------ /history
+    async def history(self, user_id: int, page: int, per_page: int) -> tuple[list[JobRecord], int]:
+        """Page `page` (from 1; past the end: the last one) of a user's jobs, newest first, and how many they
+        have. Read from the store, so it sees every process's jobs in a shared queue; a job this process holds
+        shows its state and message as they are now (the store may be a write behind). Raises StorageError
+        while a shared database can't be reached."""
+        store = self.book.store
+        per_page = max(1, per_page)
+        try:
+            total = await store.count_jobs(user_id)
+            last = max(1, -(-total // per_page))
+            records = await store.history(user_id, limit=per_page, offset=(min(max(1, page), last) - 1) * per_page)
+        except DB_ERRORS as exc:
+            raise unavailable(exc) from exc
+        for record in records:
+            job = self.scheduler.get(record.id)
+            if job is not None:
+                record.status = job.state.value
+                record.message_id = job.message_id or record.message_id
+        return records, total

@@ -49,7 +49,9 @@ _HIRES_SIZE = re.compile(r"(?:^|[,\n]\s*)Hires resize:\s*(\d+)x(\d+)")
 
 def kind_of(request: Request) -> str:
     """Which model a request's duration comes from: draws share one (their work accounts for img2img)."""
-    return "upscale" if isinstance(request, UpscaleRequest) else "draw"
+    if isinstance(request, DrawRequest):
+        return "draw"
+    return str(request.kind)  # "upscale", "describe": each its own model
 
 
 def _int(value: Any, default: int) -> int:
@@ -108,6 +110,8 @@ def work_of(request: Request) -> float | None:
     image of unknown size: the model then assumes a typical one)."""
     if isinstance(request, DrawRequest):
         return _draw_work(request.payload, request.init_image is not None)
+    if not isinstance(request, UpscaleRequest):
+        return None  # /describe: one interrogation, about the same work whatever the image
     pixels = _infotext_pixels(request.infotext)
     return None if pixels is None else pixels * request.scale ** 2 / 1e6
 

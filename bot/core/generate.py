@@ -18,15 +18,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import JobInterrupted, WebUIValidationError
+from bot.errors import JobInterrupted, WebUIError, WebUIValidationError
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
 from bot.text import Opt, T, Text, text_from_json
 from bot.webui.client import GenerationResult, WebUIClient
 from bot.webui.flavours import reported_scheduler
 
+from .describe import suggestions
 from .files import DataFiles
-from .jobs import DrawRequest, UpscaleRequest, notes_from_json, notes_to_json
+from .jobs import DescribeRequest, DrawRequest, UpscaleRequest, notes_from_json, notes_to_json
 
 __all__ = [
     "MAX_INPUT_PIXELS", "REQUEST_SIZE_LIMIT", "SWITCH_INTERVAL", "Generator", "Outcome", "OutputImage",
@@ -73,6 +74,7 @@ class Outcome:
     notes: list[Text] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict, repr=False)
     size: tuple[int, int] | None = None  # of the first image, as posted
+    suggestions: list[str] = field(default_factory=list)  # /describe: prompts to draw
 
     def without_data(self) -> Outcome:
         """The same outcome with its image bytes dropped (they are kept in the data dir)."""
@@ -86,6 +88,7 @@ class Outcome:
             "prompt": self.prompt, "seeds": self.seeds, "steps": self.steps, "sampler": self.sampler,
             "scheduler": self.scheduler, "model": self.model, "elapsed": self.elapsed,
             "notes": notes_to_json(self.notes), "size": list(self.size) if self.size else None,
+            "suggestions": self.suggestions,
         }
 
     @classmethod
@@ -99,6 +102,7 @@ class Outcome:
             sampler=data.get("sampler"), scheduler=data.get("scheduler"), model=data.get("model"),
             elapsed=float(data.get("elapsed") or 0.0), notes=notes_from_json(data.get("notes")),
             size=tuple(data["size"]) if data.get("size") else None,  # type: ignore[arg-type]
+            suggestions=[str(s) for s in data.get("suggestions") or []],
         )
 
 
@@ -164,8 +168,13 @@ class Generator:
         if request.init_image is not None:
             data = init_image if init_image is not None else await self._input(request.init_image)
             encoded = await asyncio.to_thread(lambda: base64.b64encode(data).decode("ascii"))
-            result = await client.img2img({**request.payload, "init_images": [encoded]})
+            body = {**request.payload, "init_images": [encoded]}
             del encoded
+            if request.mask is not None:  # inpainting (Zoom out's new border)
+                mask = await self._input(request.mask)
+                body["mask"] = await asyncio.to_thread(lambda: base64.b64encode(mask).decode("ascii"))
+            result = await client.img2img(body)
+            del body
         else:
             result = await client.txt2img(request.payload)
         images = await self._finish_images(result, request, filesize_limit)
@@ -207,6 +216,24 @@ class Generator:
             raise WebUIValidationError(T("failure.unsupported", options=[Opt(g) for g in gaps]),
                                        backend=getattr(client, "display_url", ""),
                                        detail=f"this WebUI ({client.flavour}) can't apply: {', '.join(gaps)}")
+
+    async def describe(self, request: DescribeRequest, client: WebUIClient,
+                       allowed: Callable[[str], bool] = lambda _: True) -> Outcome:
+        """Interrogate the image with CLIP, and with deepdanbooru where the WebUI has it (a WebUI without it
+        answers with an error: the tags are left out), and make up to four prompt suggestions that pass
+        `allowed` (the server's blocklist)."""
+        started = time.monotonic()
+        image = await self._input(request.image)
+        caption = await client.interrogate(image, "clip")
+        tags = None
+        try:
+            tags = await client.interrogate(image, "deepdanbooru")
+        except WebUIError as exc:
+            log.info("No deepdanbooru tags from %s: %s", getattr(client, "display_url", client), exc.detail or exc)
+        del image
+        found = [s for s in suggestions(caption, tags) if allowed(s)]
+        return Outcome(images=[], prompt=caption, seeds=[], steps=None, sampler=None, scheduler=None, model=None,
+                       elapsed=time.monotonic() - started, suggestions=found)
 
     async def upscale(self, request: UpscaleRequest, client: WebUIClient, *, filesize_limit: int) -> Outcome:
         """Run extra-single-image; the result keeps the source's infotext (the WebUI keeps the

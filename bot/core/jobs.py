@@ -13,7 +13,7 @@ from typing import Any
 from bot.text import Text, text_from_json
 
 __all__ = [
-    "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
+    "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DescribeRequest", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
     "Origin", "PayloadFacts", "Request", "Ticket", "UpscaleRequest", "request_from_record",
 ]
 
@@ -109,6 +109,7 @@ class DrawRequest(PayloadFacts):
     spoiler: bool = False
     init_image: str | None = None  # sha256 of the img2img input
     asked: tuple[str, ...] = ()  # the options set on purpose (not the bot's defaults), for routing
+    mask: str | None = None  # sha256 of the inpainting mask (Zoom out), kept like the input
 
     @property
     def kind(self) -> str:
@@ -116,7 +117,8 @@ class DrawRequest(PayloadFacts):
 
     def record(self) -> dict[str, Any]:
         """The stored payload: the WebUI's, plus the input's hash."""
-        return {**self.payload, "init_image": self.init_image} if self.init_image else dict(self.payload)
+        inputs = {"init_image": self.init_image, "mask": self.mask}
+        return {**self.payload, **{k: v for k, v in inputs.items() if v}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +146,26 @@ class UpscaleRequest:
                 "source_job": self.source_job, "index": self.index}
 
 
-Request = DrawRequest | UpscaleRequest
+@dataclass(frozen=True, slots=True)
+class DescribeRequest:
+    """/describe: the WebUI's interrogators (CLIP, and deepdanbooru when it has it) on one image, turned into
+    prompt suggestions. `image` is the sha256 of the stored input."""
+
+    image: str
+    kind = "describe"
+    spoiler = False
+    notes: tuple[str, ...] = ()
+    asked: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return ""  # no prompt: the Discord side says what it is, in the reader's language
+
+    def record(self) -> dict[str, Any]:
+        return {"image": self.image}
+
+
+Request = DrawRequest | UpscaleRequest | DescribeRequest
 
 
 def request_from_record(kind: str, payload: dict[str, Any], extra: dict[str, Any]) -> Request:
@@ -152,10 +173,14 @@ def request_from_record(kind: str, payload: dict[str, Any], extra: dict[str, Any
     if kind == "upscale":
         known = {"image", "infotext", "scale", "upscaler", "source_job", "index"}
         return UpscaleRequest(**{k: v for k, v in payload.items() if k in known})
+    if kind == "describe":
+        return DescribeRequest(str(payload.get("image", "")))
     body = dict(payload)
     digest = body.pop("init_image", None)
+    mask = body.pop("mask", None)
     return DrawRequest(body, notes=tuple(notes_from_json(extra.get("notes"))), spoiler=bool(extra.get("spoiler")),
                        init_image=digest if isinstance(digest, str) else None,
+                       mask=mask if isinstance(mask, str) else None,
                        asked=tuple(str(a) for a in extra.get("asked") or ()))
 
 
@@ -175,6 +200,7 @@ class Ticket:
     user_id: int
     used: bool = False
     key: str | None = None  # its reservation in a shared queue (PostgreSQL)
+    quota: tuple[float, tuple[tuple[int, int | None], ...]] | None = None  # (UTC day, daily counts it took)
 
 
 @dataclass(eq=False)

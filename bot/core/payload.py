@@ -7,6 +7,7 @@ No Discord imports here.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -21,6 +22,8 @@ from .catalogue import Catalogue
 from .jobs import PayloadFacts
 
 __all__ = [
+    "ASPECT_RATIOS",
+    "MAX_CLIP_SKIP",
     "MAX_PROMPT_LENGTH",
     "MAX_SEED",
     "PROMPT_LORA",
@@ -30,6 +33,8 @@ __all__ = [
     "build_request",
     "check_prompt_loras",
     "fit_size",
+    "aspect_size",
+    "native_area",
     "options_from_infotext",
     "options_from_payload",
     "out_of_range",
@@ -45,6 +50,16 @@ MAX_HIRES = 2.0
 HIRES_DENOISE = 0.5  # the hires pass must be told its denoising strength (A1111 fails without one)
 HIRES_UPSCALER = "Latent"  # the WebUI's own default hires upscaler
 DEFAULT_STRENGTH = 0.6  # img2img denoising strength when /draw gives none
+ASPECT_RATIOS = ("1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9")  # /draw ar:
+ASPECT_TOLERANCE = 0.05  # a size's ratio may differ this much from the asked one (sides are multiples of 64)
+MAX_CLIP_SKIP = 12
+ADETAILER = "ADetailer"  # the extension's script title (A1111 matches alwayson_scripts keys case-insensitively)
+ADETAILER_FACE_MODEL = "face_yolov8n.pt"  # ADetailer's default face detector
+# Outpainting (Zoom out): the new border is masked and painted from scratch, the old image kept.
+INPAINT_FIELDS = {"inpainting_fill": 0, "mask_blur": 8, "inpaint_full_res": False, "inpainting_mask_invert": 0}
+# Checkpoint names that tell the model family's native size (SDXL-class 1024², SD 1.x 512²).
+_NATIVE_1024 = re.compile(r"xl|pony|illustrious|noob|sd3|flux|playground|cascade|aura", re.IGNORECASE)
+_NATIVE_512 = re.compile(r"v1[-_.]?5|sd[-_]?1[-_.]?5|sd[-_]?v?1\b|\b1\.5\b|v1-4|anything-v[34]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,11 @@ class DrawOptions:
     init_image: bytes | None = field(default=None, repr=False)  # img2img: an already checked image
     init_size: tuple[int, int] | None = None  # its width and height
     strength: float | None = None  # img2img denoising strength
+    aspect: str | None = None  # "16:9": the size from this ratio, near the model's native area (width/height win)
+    clip_skip: int | None = None  # 1..12 -> override_settings.CLIP_stop_at_last_layers
+    tiling: bool = False  # seamless tiles
+    fix_faces: bool = False  # ADetailer's face pass, where the WebUI has the extension
+    mask: bytes | None = field(default=None, repr=False)  # inpainting (Zoom out): white = paint anew
     defaulted: frozenset[str] = frozenset()  # fields holding the bot's defaults, not asked for (a rerun's)
 
 
@@ -88,6 +108,11 @@ class BuiltPayload(PayloadFacts):
         return self.options.init_image if self.options else None
 
     @property
+    def mask(self) -> bytes | None:
+        """The inpainting mask (white: paint anew), sent with the input image; None without one."""
+        return self.options.mask if self.options else None
+
+    @property
     def spoiler(self) -> bool:
         return bool(self.options and self.options.spoiler)
 
@@ -102,10 +127,12 @@ class BuiltPayload(PayloadFacts):
         o = self.options
         if o is None:
             return frozenset()
-        skip = {"prompt", "spoiler", "init_size", "init_image", "defaulted", *o.defaulted}
+        skip = {"prompt", "spoiler", "init_size", "init_image", "mask", "aspect", "defaulted", *o.defaulted}
         names = {f.name for f in fields(o) if f.name not in skip and getattr(o, f.name) not in (None, "", False)}
         if o.init_image is not None:
             names.add("init_image")
+        if o.mask is not None:
+            names.add("mask")
         return frozenset(names)
 
 
@@ -222,6 +249,8 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         default_w, default_h = fit_size(*opts.init_size, settings.max_pixels)
         if (default_w, default_h) != tuple(opts.init_size) and opts.width is None and opts.height is None:
             notes.append(T("note.fitted", w=opts.init_size[0], h=opts.init_size[1], fw=default_w, fh=default_h))
+    if opts.aspect is not None:
+        default_w, default_h = _aspect_defaults(opts, settings, (default_w, default_h), problems, notes)
     width = _side("width", opts.width, default_w, problems, notes)
     height = _side("height", opts.height, default_h, problems, notes)
     if width * height > settings.max_pixels:
@@ -250,6 +279,12 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
         if final_w * final_h > settings.max_pixels and width * height <= settings.max_pixels:
             problems.append(T("problem.hires_pixels", option=Opt("hires"), factor=_num(hires), w=width, h=height,
                               fw=final_w, fh=final_h, pixels=final_w * final_h, limit=settings.max_pixels))
+
+    clip_skip = opts.clip_skip
+    if clip_skip is not None and not 1 <= clip_skip <= MAX_CLIP_SKIP:
+        problems.append(out_of_range("clip_skip", clip_skip, 1, MAX_CLIP_SKIP))
+    if opts.mask is not None and opts.init_image is None:
+        problems.append(T("problem.needs", option=Opt("mask"), other=Opt("init_image")))
 
     style = _name("style", opts.style, None, catalogue, problems)
     lora = _name("lora", opts.lora, None, catalogue, problems)
@@ -294,14 +329,86 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
     if opts.init_image is not None:
         payload["denoising_strength"] = strength
         payload["resize_mode"] = 0
+    if opts.mask is not None:
+        payload.update(INPAINT_FIELDS)
     if variation:
         payload["subseed"] = -1
         payload["subseed_strength"] = float(variation)
+    if opts.tiling:
+        payload["tiling"] = True
+    if opts.fix_faces:
+        payload["alwayson_scripts"] = {ADETAILER: {"args": [True, False, {"ad_model": ADETAILER_FACE_MODEL}]}}
+    overrides: dict[str, Any] = {}
     if model is not None:
         # Per request only: never POST /options, which would switch the model for every WebUI user.
-        payload["override_settings"] = {"sd_model_checkpoint": model}
+        overrides["sd_model_checkpoint"] = model
+    if clip_skip is not None:
+        overrides["CLIP_stop_at_last_layers"] = int(clip_skip)
+    if overrides:
+        payload["override_settings"] = overrides
         payload["override_settings_restore_afterwards"] = True
     return BuiltPayload(payload, notes, names_checked=catalogue is not None, options=opts, settings=settings)
+
+
+def parse_ratio(text: str) -> tuple[int, int] | None:
+    """ "16:9" -> (16, 9); None for anything else."""
+    match = re.fullmatch(r"\s*(\d{1,2})\s*[:x]\s*(\d{1,2})\s*", text or "")
+    if not match or not int(match[1]) or not int(match[2]):
+        return None
+    return int(match[1]), int(match[2])
+
+
+def native_area(model: str | None, fallback: int) -> int:
+    """The pixel count a checkpoint was trained at, from its name (SDXL-class 1024², SD 1.x 512²); else
+    `fallback` (the default size's)."""
+    name = model or ""
+    if _NATIVE_1024.search(name):
+        return 1024 * 1024
+    if _NATIVE_512.search(name):
+        return 512 * 512
+    return fallback
+
+
+def aspect_size(ratio: tuple[int, int], area: int, max_pixels: int) -> tuple[int, int]:
+    """Width and height in multiples of 64 with this ratio (within 5 %), the pixel count nearest `area`,
+    never above `max_pixels`. Raises ValueError when no such size fits."""
+    r = ratio[0] / ratio[1]
+    best: tuple[float, int, int] | None = None
+    for height in range(64, ABS_MAX_SIDE + 1, 64):
+        width = round(height * r / 64) * 64
+        if not 64 <= width <= ABS_MAX_SIDE or width * height > max_pixels:
+            continue
+        if abs(width / height - r) / r > ASPECT_TOLERANCE:
+            continue
+        score = abs(math.log(width * height / area))
+        if best is None or score < best[0]:
+            best = (score, width, height)
+    if best is None:
+        raise ValueError(f"no size with ratio {ratio} within {max_pixels} pixels")
+    return best[1], best[2]
+
+
+def _aspect_defaults(opts: DrawOptions, settings: Settings, defaults: tuple[int, int], problems: list[Text],
+                     notes: list[Text]) -> tuple[int, int]:
+    """The default width and height for `ar:`: both from the ratio, or the side not given from the one given."""
+    ratio = parse_ratio(opts.aspect or "")
+    if ratio is None or f"{ratio[0]}:{ratio[1]}" not in ASPECT_RATIOS:
+        problems.append(T("problem.aspect", option=Opt("ar"), value=str(opts.aspect)[:10],
+                          choices=", ".join(ASPECT_RATIOS)))
+        return defaults
+    if opts.width is not None and opts.height is not None:
+        notes.append(T("note.aspect_ignored", option=Opt("ar")))
+        return defaults
+    if opts.width is not None:
+        return defaults[0], _round8(round(opts.width * ratio[1] / ratio[0]))
+    if opts.height is not None:
+        return _round8(round(opts.height * ratio[0] / ratio[1])), defaults[1]
+    area = native_area(opts.model or settings.default_model, settings.default_width * settings.default_height)
+    try:
+        return aspect_size(ratio, area, settings.max_pixels)
+    except ValueError:
+        problems.append(T("problem.aspect_pixels", option=Opt("ar"), value=opts.aspect, limit=settings.max_pixels))
+        return defaults
 
 
 def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
@@ -332,6 +439,9 @@ def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> 
         style=(payload.get("styles") or [None])[0],
         hires=payload.get("hr_scale") if payload.get("enable_hr") else None,
         strength=payload.get("denoising_strength") if "resize_mode" in payload else None,
+        clip_skip=overrides.get("CLIP_stop_at_last_layers"),
+        tiling=bool(payload.get("tiling")),
+        fix_faces=any(str(k).casefold() == ADETAILER.casefold() for k in payload.get("alwayson_scripts") or {}),
     )
 
 
@@ -353,5 +463,8 @@ def payload_infotext(payload: dict[str, Any]) -> str:
         "Denoising strength": payload.get("denoising_strength") if payload.get("enable_hr") else None,
         "Hires upscale": payload.get("hr_scale") if payload.get("enable_hr") else None,
         "Variation seed strength": payload.get("subseed_strength") or None,
+        "Clip skip": overrides.get("CLIP_stop_at_last_layers"),
+        "Tiling": True if payload.get("tiling") else None,
+        "ADetailer model": ADETAILER_FACE_MODEL if options_from_payload(payload).fix_faces else None,
     }
     return create_infotext(str(payload.get("prompt", "")), str(payload.get("negative_prompt") or ""), params)

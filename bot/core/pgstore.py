@@ -127,11 +127,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX reservations_by_user ON reservations (user_id);
     CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     """,
+    # 3: a user's jobs by time, for /history (newest first, a page at a time) and quotas (jobs since a time);
+    # the same index as SQLite's version 5.
+    """
+    CREATE INDEX jobs_by_user_created ON jobs (user_id, created_at);
+    """,
 )
 
 COMMAND_TIMEOUT = 10.0  # seconds
 CONNECT_TIMEOUT = 5.0
 _MIGRATION_LOCK = 0x5D_C0_4D_01  # pg_advisory_xact_lock key: one process migrates at a time
+HISTORY_QUERY = "SELECT * FROM jobs WHERE user_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2 OFFSET $3"
 _INSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) "  # column names are ours
            f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))}) ON CONFLICT (id) DO NOTHING")
 
@@ -279,6 +285,26 @@ class PgJobStore:
     async def unfinished(self) -> list[JobRecord]:
         """Jobs still queued or running."""
         return [r for r in await self.undelivered() if r.status in ("queued", "running")]
+
+    async def history(self, user_id: int, *, limit: int, offset: int = 0) -> list[JobRecord]:
+        """A user's jobs, newest first (created_at, then seq, descending): `limit` of them after `offset`.
+        The index `jobs_by_user_created` serves it."""
+        rows = await self._pool.fetch(HISTORY_QUERY, user_id, max(0, limit), max(0, offset))
+        return [_from_row(r) for r in rows]
+
+    async def count_jobs(self, user_id: int) -> int:
+        """How many jobs a user has in the store (how many pages /history has)."""
+        return int(await self._pool.fetchval("SELECT COUNT(*) FROM jobs WHERE user_id = $1", user_id) or 0)
+
+    async def jobs_since(self, user_id: int, since: float, *, guild_id: int | None = None) -> int:
+        """How many jobs a user started at or after `since` (epoch seconds), only in `guild_id` when given:
+        what a quota per day counts."""
+        sql = "SELECT COUNT(*) FROM jobs WHERE user_id = $1 AND created_at >= $2"
+        args: list[Any] = [user_id, float(since)]
+        if guild_id is not None:
+            sql += " AND guild_id = $3"
+            args.append(guild_id)
+        return int(await self._pool.fetchval(sql, *args) or 0)
 
     async def query_plan(self, sql: str) -> list[str]:
         """PostgreSQL's plan for `sql` (EXPLAIN, not run), a line per row."""

@@ -14,8 +14,9 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import OptionError, StorageError
-from bot.text import T
+from bot.text import Opt, T
 
+from .moderation import blocked
 from .payload import DrawOptions
 from .store import transient
 
@@ -51,6 +52,8 @@ class ServerPolicy:
     channels: tuple[int, ...] = ()  # empty: /draw is allowed everywhere
     nsfw_mode: str = "off"
     safety_negative: str = DEFAULT_SAFETY_NEGATIVE
+    blocklist: tuple[str, ...] = ()  # words and phrases refused in prompts (`moderation.blocked`)
+    daily_limit: int | None = None  # jobs per user per UTC day here (never above DAILY_LIMIT when that is set)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServerPolicy:
@@ -58,12 +61,25 @@ class ServerPolicy:
         values = {k: v for k, v in data.items() if k in known}
         if "channels" in values:
             values["channels"] = tuple(int(c) for c in values["channels"])
+        if "blocklist" in values:
+            values["blocklist"] = tuple(str(w) for w in values["blocklist"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["channels"] = list(self.channels)
+        data["blocklist"] = list(self.blocklist)
         return data
+
+    def daily(self, settings: Settings) -> int:
+        """Jobs per user per UTC day in this server (0: no limit): its own, never above the bot's."""
+        own, bot_wide = self.daily_limit or 0, settings.daily_limit
+        return min(own, bot_wide) if own and bot_wide else own or bot_wide
+
+    def check_prompt(self, prompt: str) -> None:
+        """Raise OptionError when the prompt has a word of this server's blocklist (the list isn't echoed)."""
+        if self.blocklist and blocked(prompt, self.blocklist):
+            raise OptionError([T("refuse.blocked", option=Opt("prompt"))])
 
     def effective(self, settings: Settings) -> Settings:
         """The global settings with this server's defaults and (tighter) caps applied."""

@@ -24,8 +24,9 @@ from .generate import MAX_INPUT_PIXELS, parameters_or_none
 from .payload import BuiltPayload, DrawOptions, build_request, options_from_infotext, options_from_payload
 from .policy import Preferences, ServerPolicy, resolve_options
 from .store import JobRecord
+from .zoom import ZOOM_STRENGTH, outpaint_canvas
 
-__all__ = ["DRAW_FIELDS", "Limits", "Place", "Preparer", "UpscaleInput"]
+__all__ = ["DRAW_FIELDS", "DescribeInput", "Limits", "Place", "Preparer", "UpscaleInput"]
 
 DRAW_FIELDS = ("negative_prompt", "model", "sampler", "scheduler", "steps", "width", "height")
 
@@ -68,6 +69,14 @@ class UpscaleInput:
     kind = "upscale"
 
 
+@dataclass(frozen=True, slots=True)
+class DescribeInput:
+    """A checked /describe image, before it is stored (kept by content when it is)."""
+
+    image: bytes = field(repr=False)
+    kind = "describe"
+
+
 class Preparer:
     def __init__(self, settings: Settings, catalogue: CatalogueCache, prefs: Preferences, files: DataFiles,
                  find: Callable[..., Awaitable[JobRecord | None]]) -> None:
@@ -94,6 +103,7 @@ class Preparer:
         settings = self.settings
         policy = await self.check_place(place)
         if policy is not None:
+            policy.check_prompt(opts.prompt)  # every path comes here: commands, buttons, Edit, reactions
             settings = policy.effective(self.settings)
             opts = policy.apply(opts, settings, place.channel_nsfw)
         built = self.prepare(opts, settings)
@@ -176,15 +186,15 @@ class Preparer:
 
     async def rerun_options(
         self, *, job_id: str | None, message_id: int | None, images: Callable[[], Awaitable[list[bytes]]],
-        new_seed: bool = True, index: int = 0, variation: float | None = None,
+        new_seed: bool = True, index: int = 0, variation: float | None = None, same_seed: bool = False,
     ) -> tuple[DrawOptions, str | None]:
         """What to run again: the stored job's request, else the request rebuilt from the image's own
         WebUI parameters (any PNG made by a WebUI, even elsewhere). With `variation`, image `index`'s
-        seed is kept and a random variation seed is added at that strength. Returns (options, the
+        seed is kept and a random variation seed is added at that strength; `same_seed` keeps that seed alone. Returns (options, the
         stored job id or None). Raises OptionError when there is nothing to rerun."""
         record = await self._find(job_id=job_id, message_id=message_id)
         if record is not None and record.kind in ("txt2img", "img2img"):
-            options = options_from_payload(record.payload, new_seed=new_seed and not variation)
+            options = options_from_payload(record.payload, new_seed=new_seed and not (variation or same_seed))
             if isinstance((record.extra or {}).get("asked"), list):  # the same request: the same options asked
                 asked = set(record.extra["asked"])
                 options = dataclasses.replace(options, defaulted=frozenset(
@@ -192,9 +202,12 @@ class Preparer:
                                 "height", "batch") if f not in asked))
             if record.kind == "img2img":
                 options = await self._with_input(options, str(record.payload.get("init_image", "")))
-            if variation:
+                if record.payload.get("mask"):  # a Zoom out's border
+                    mask, _ = await self._stored_input(str(record.payload["mask"]))
+                    options = dataclasses.replace(options, mask=mask)
+            if variation or same_seed:
                 seed = record.seeds[index] if index < len(record.seeds) else options.seed
-                options = dataclasses.replace(options, seed=seed, variation_strength=variation)
+                options = dataclasses.replace(options, seed=seed, variation_strength=variation or None)
             return options, record.id
         found = await images()
         ordered = [found[index]] + found[:index] + found[index + 1:] if index < len(found) else found
@@ -202,13 +215,37 @@ class Preparer:
             text = await asyncio.to_thread(parameters_or_none, data)
             if text:
                 try:
-                    options = options_from_infotext(text, new_seed=new_seed and not variation)
+                    options = options_from_infotext(text, new_seed=new_seed and not (variation or same_seed))
                 except ValueError:
                     continue
                 if variation:
                     options = dataclasses.replace(options, variation_strength=variation)
                 return options, None
         raise OptionError([T("problem.nothing_to_rerun")])
+
+    async def zoom_options(self, *, job_id: str | None, message_id: int | None, index: int, factor: float,
+                           place: Place, image: Callable[[], Awaitable[tuple[bytes, tuple[int, int]]]],
+                           images: Callable[[], Awaitable[list[bytes]]]) -> tuple[DrawOptions, str | None]:
+        """Zoom out of image `index` of a job: its request (prompt, model, sampler...) with that image's seed,
+        as img2img of the picture centred on a canvas `factor` times larger, fitted to the place's MAX_PIXELS,
+        with only the new border masked. Raises OptionError."""
+        options, parent = await self.rerun_options(job_id=job_id, message_id=message_id, images=images,
+                                                   index=index, new_seed=False, same_seed=True)
+        data, _ = await image()
+        limits = await self.limits_for(place)
+        canvas = await asyncio.to_thread(outpaint_canvas, data, factor, limits.max_pixels)
+        del data
+        width, height = canvas.size
+        options = dataclasses.replace(
+            options, init_image=canvas.canvas, init_size=canvas.size, mask=canvas.mask, width=width, height=height,
+            strength=ZOOM_STRENGTH, hires=None, batch=1, variation_strength=None, aspect=None,
+            defaulted=options.defaulted - {"width", "height", "batch"})
+        return options, parent
+
+    async def describe_again(self, record: JobRecord) -> DescribeInput:
+        """A stored /describe job's image (Retry of a failed one). Raises OptionError when it is gone."""
+        data, _ = await self._stored_input(str(record.payload.get("image", "")))
+        return DescribeInput(data)
 
     async def upscale_again(self, record: JobRecord) -> UpscaleInput:
         """A stored upscale job's request, checked again (Retry of a failed upscale). Raises OptionError."""

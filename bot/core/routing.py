@@ -21,7 +21,7 @@ from bot.errors import OptionError
 from bot.text import Opt, T
 
 from .catalogue import Catalogue, CatalogueCache, _norm
-from .payload import PROMPT_LORA
+from .payload import ADETAILER, PROMPT_LORA
 
 __all__ = ["Router"]
 
@@ -60,6 +60,9 @@ class Router:
             if upscaler and cat.upscalers and cat.resolve_upscaler(upscaler) is None:
                 gaps.append("upscaler")
             return gaps
+        if payload.get("alwayson_scripts") and cat.has_script(
+                "img2img" if kind == "img2img" else "txt2img", ADETAILER) is False:
+            gaps.append("fix_faces")
         model = (payload.get("override_settings") or {}).get("sd_model_checkpoint")
         if model and cat.models and cat.resolve_model(model) is None:
             gaps.append("model")
@@ -113,4 +116,8 @@ class Router:
             if best is None or len(gaps) < len(best):
                 best = gaps
         if best:
-            raise OptionError([T("problem.no_backend", options=[Opt(g) for g in best])])
+            problems = [T("problem.no_backend", options=[Opt(g) for g in best if g != "fix_faces"])] if any(
+                g != "fix_faces" for g in best) else []
+            if "fix_faces" in best:  # say what it takes: the extension, not a setting the user can change
+                problems.append(T("problem.no_adetailer", option=Opt("fix_faces")))
+            raise OptionError(problems)

@@ -25,7 +25,7 @@ import heapq
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,8 +187,9 @@ class Scheduler:
         self._tickets[user_id] = self._tickets.get(user_id, 0) + 1
         return Ticket(user_id)
 
-    async def reserve(self, user_id: int) -> Ticket:
-        """`admit`, for callers that may wait (a shared queue asks its database)."""
+    async def reserve(self, user_id: int, daily: Sequence[Any] = ()) -> Ticket:
+        """`admit`, for callers that may wait (a shared queue asks its database, and counts `daily` there;
+        in one process the engine's DailyQuota does)."""
         return self.admit(user_id)
 
     def release(self, ticket: Ticket, *, refund: bool = True) -> None:

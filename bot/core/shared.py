@@ -34,7 +34,8 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,7 @@ from bot.text import T, period
 
 from .book import reason_from_store, stored_reason
 from .jobs import Job, JobState, Origin, Request, Ticket
+from .limits import DAY, DailyLimit, utc_day_start
 from .pgstore import _INSERT, _from_row
 from .scheduler import FALLBACK_WAIT, LOOK_AHEAD, BackendStatus, Scheduler, StatusView, _Backend
 from .store import _COLUMNS, IdTaken, JobRecord
@@ -124,9 +126,10 @@ class SharedQueue:
                 await conn.close(timeout=2)
 
     # ------------------------------------------------------------------ admission
-    async def admit(self, user_id: int) -> str:
+    async def admit(self, user_id: int, daily: Sequence[DailyLimit] = ()) -> str:
         """Take a token and reserve a slot for a job of `user_id`; returns the reservation's key. Raises
-        Refused (which limit, when to try again)."""
+        Refused (which limit, when to try again). `daily`: the user's jobs since the UTC day began (with
+        reservations not yet stored) must stay under each limit, everywhere or in one server."""
         key = secrets.token_hex(8)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(f"INSERT INTO rate_buckets (user_id, tokens, updated_at) VALUES ($1, $2, {NOW}) "
@@ -138,6 +141,17 @@ class SharedQueue:
                 f"(SELECT count(*) FROM reservations WHERE user_id = $1 AND expires_at > {NOW})", user_id)
             if active >= self.cap:
                 raise Refused("queue", FALLBACK_WAIT, T("refuse.queue", count=self.cap))
+            now = time.time()
+            day = utc_day_start(now)
+            for limit in daily:
+                used = await conn.fetchval(
+                    "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND created_at >= $2 "
+                    "AND ($3::bigint IS NULL OR guild_id = $3)) + "
+                    f"(SELECT count(*) FROM reservations WHERE user_id = $1 AND expires_at > {NOW})",
+                    user_id, day, limit.guild_id)
+                if used >= limit.limit:
+                    key_name = "refuse.daily_server" if limit.guild_id is not None else "refuse.daily"
+                    raise Refused("daily", day + DAY - now, T(key_name, count=limit.limit))
             refill = self.rate / self.per
             tokens = min(float(self.rate), bucket["tokens"] + (bucket["now"] - bucket["updated_at"]) * refill)
             if tokens < 1:
@@ -460,11 +474,11 @@ class SharedScheduler(Scheduler):
                 self._forget_later(job)
 
     # ------------------------------------------------------------------ admission and storing
-    async def reserve(self, user_id: int) -> Ticket:
+    async def reserve(self, user_id: int, daily: Sequence[DailyLimit] = ()) -> Ticket:
         if not self.accepting:
             raise Refused("shutdown", 60.0, T("refuse.restarting"))
         try:  # within Discord's 3 s to acknowledge, whatever the database does
-            key = await asyncio.wait_for(self.q.admit(user_id), ADMIT_TIMEOUT)
+            key = await asyncio.wait_for(self.q.admit(user_id, daily), ADMIT_TIMEOUT)
         except Refused:
             raise
         except DB_ERRORS as exc:

@@ -97,11 +97,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN owner TEXT;
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: a user's jobs by time, for /history (newest first, a page at a time) and quotas (jobs since a time).
+    """
+    CREATE INDEX jobs_by_user_created ON jobs (user_id, created_at);
+    """,
 )
 
 
 _JSON_FIELDS = {"payload", "seeds", "infotexts", "origin", "extra", "outcome"}
 UNDELIVERED_QUERY = "SELECT * FROM jobs WHERE delivered_at IS NULL ORDER BY seq"
+# A user's jobs, newest first (ties, in the same clock tick: the later arrival first), a page at a time.
+HISTORY_QUERY = "SELECT * FROM jobs WHERE user_id = ? ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
 
 
 class IdTaken(SdcordError):
@@ -264,6 +270,30 @@ class JobStore:
     async def unfinished(self) -> list[JobRecord]:
         """Jobs still queued or running."""
         return [r for r in await self.undelivered() if r.status in ("queued", "running")]
+
+    async def history(self, user_id: int, *, limit: int, offset: int = 0) -> list[JobRecord]:
+        """A user's jobs, newest first (created_at, then seq, descending): `limit` of them after `offset`.
+        The index `jobs_by_user_created` serves it."""
+        async with self._db.execute(HISTORY_QUERY, (user_id, max(0, limit), max(0, offset))) as cur:
+            rows = await cur.fetchall()
+        return [_from_row(r) for r in rows]
+
+    async def count_jobs(self, user_id: int) -> int:
+        """How many jobs a user has in the store (how many pages /history has)."""
+        async with self._db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def jobs_since(self, user_id: int, since: float, *, guild_id: int | None = None) -> int:
+        """How many jobs a user started at or after `since` (epoch seconds), only in `guild_id` when given:
+        what a quota per day counts."""
+        sql = "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?"
+        args: tuple[Any, ...] = (user_id, since)
+        if guild_id is not None:
+            sql, args = sql + " AND guild_id = ?", (*args, guild_id)
+        async with self._db.execute(sql, args) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def query_plan(self, sql: str) -> list[str]:
         async with self._db.execute(f"EXPLAIN QUERY PLAN {sql}") as cur:

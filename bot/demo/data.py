@@ -134,6 +134,12 @@ IMG2IMG_SCRIPTS = ["img2img alternative test", "loopback", "outpainting mk2", "p
 ALWAYSON_SCRIPTS = ["extra options", "hypertile", "lora", "refiner", "sampler", "seed"]
 IMG2IMG_ALWAYSON_SCRIPTS = [*ALWAYSON_SCRIPTS, "soft inpainting"]
 
+EXTENSIONS = ("adetailer",)
+"""Extensions `DemoConfig.extensions` can install (`sdcord demo-webui --extension NAME`)."""
+EXTENSION_SCRIPTS = {"adetailer": "adetailer"}
+"""Each extension's always-on script, by its lower-cased title (what /scripts lists and
+`alwayson_scripts` keys are matched against, case-insensitively)."""
+
 
 def default_options() -> dict[str, Any]:
     """A representative subset of A1111 v1.10.1 options (GET /options holds every key)."""
@@ -185,6 +191,11 @@ def default_options() -> dict[str, Any]:
         "postprocessing_operation_order": [], "upscaling_max_images_in_cache": 5,
         "postprocessing_existing_caption_action": "Ignore", "disabled_extensions": [], "disable_all_extensions": "none",
         "restore_config_state_file": "", "sd_checkpoint_hash": None, "latent_upscale_default_mode": "Latent",
+        "interrogate_keep_models_in_memory": False, "interrogate_return_ranks": False,
+        "interrogate_clip_num_beams": 1, "interrogate_clip_min_length": 24, "interrogate_clip_max_length": 48,
+        "interrogate_clip_dict_limit": 1500, "interrogate_clip_skip_categories": [],
+        "interrogate_deepbooru_score_threshold": 0.5, "deepbooru_sort_alpha": True, "deepbooru_use_spaces": True,
+        "deepbooru_escape": True, "deepbooru_filter_tags": "",
     }
 
 
@@ -227,6 +238,24 @@ class DemoConfig:
     """Seed of the random source for `seed: -1` (None: unpredictable)."""
     history: int = 200
     """How many entries `received` and `responses` keep (a long-running demo must not grow forever)."""
+    extensions: tuple[str, ...] = ()
+    """Installed extensions (`EXTENSIONS`): "adetailer" lists the ADetailer script in /scripts, accepts it in
+    `alwayson_scripts`, adds its settings and `/adetailer/v1/*` routes, and runs it on every image."""
+    deepdanbooru: bool = True
+    """Whether /interrogate knows the "deepdanbooru" model (False: it is answered like an unknown model)."""
+    interrogate_delay: float | None = None
+    """Seconds an /interrogate job holds the queue; None: as long as 10 sampling steps (10 x step_delay)."""
+
+    def __post_init__(self) -> None:
+        names = tuple(str(name).lower() for name in self.extensions)
+        unknown = [name for name in names if name not in EXTENSIONS]
+        if unknown:
+            raise ValueError(f"unknown demo extension(s) {unknown}; known: {list(EXTENSIONS)}")
+        self.extensions = tuple(dict.fromkeys(names))  # lower case, each once, in the given order
+
+    @property
+    def interrogate_seconds(self) -> float:
+        return self.interrogate_delay if self.interrogate_delay is not None else 10 * self.step_delay
 
     @property
     def effective_version(self) -> str:

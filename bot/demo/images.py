@@ -102,7 +102,7 @@ def render_image(key: bytes, width: int, height: int, noise: int = 6) -> Image.I
     return img
 
 
-def _latent_noise(key: bytes, width: int, height: int) -> Image.Image:
+def latent_noise(key: bytes, width: int, height: int) -> Image.Image:
     """Coarse colourful noise: what a barely denoised latent decodes to."""
     rnd = random.Random(key + b"/latent")
     lw, lh = max(1, width // 8), max(1, height // 8)
@@ -115,7 +115,7 @@ def partial(final: Image.Image, key: bytes, fraction: float) -> Image.Image:
     if fraction >= 1.0:
         return final
     t = max(0.0, min(1.0, fraction)) ** 0.7
-    return Image.blend(_latent_noise(key, *final.size), final, t)
+    return Image.blend(latent_noise(key, *final.size), final, t)
 
 
 def grid(images: list[Image.Image], rows: int | None = None) -> Image.Image:

@@ -24,8 +24,11 @@ class JobQueue:
         self._lock = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order and never barges
         self._tasks: set[asyncio.Task] = set()
 
-    async def submit(self, job: str, work: Callable[[], Awaitable[T]]) -> T:
+    async def submit(self, job: str | None, work: Callable[[], Awaitable[T]]) -> T:
         """Queue `work` as shared-state job `job` and wait for its result.
+
+        With `job` None the work holds the queue without touching the shared state (A1111's DeepDanbooru
+        interrogation holds the queue lock but never calls `state.begin`, so /progress stays idle).
 
         The job runs to completion even if the caller is cancelled (A1111 never cancels a job when the
         client goes away); only `cancel_all` stops it.
@@ -38,9 +41,10 @@ class JobQueue:
         task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(task)
 
-    async def _run(self, job: str, work: Callable[[], Awaitable[T]]) -> T:
+    async def _run(self, job: str | None, work: Callable[[], Awaitable[T]]) -> T:
         async with self._lock:
-            self.state.begin(job)
+            if job is not None:
+                self.state.begin(job)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -48,7 +52,8 @@ class JobQueue:
                 self.jobs_served += 1
                 return result
             finally:
-                self.state.end()
+                if job is not None:
+                    self.state.end()
                 self.in_flight -= 1
 
     async def cancel_all(self) -> None:

@@ -21,7 +21,7 @@ import discord
 from bot.core.generate import MAX_INPUT_PIXELS, parameters_or_none
 from bot.core.jobs import DEFAULT_UPLOAD_LIMIT, InteractionRef, Origin
 from bot.core.payload import BuiltPayload, DrawOptions, options_from_infotext, payload_infotext
-from bot.core.prepare import Place, UpscaleInput
+from bot.core.prepare import DescribeInput, Place, UpscaleInput
 from bot.errors import OptionError, Refused
 from bot.images import png
 from bot.images.params import describe
@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 REROLL_EMOJI = "🔁"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 MAX_READ = 50 * 1024 * 1024  # largest image read back from a message (Discord's boosted limit is 100 MiB)
-VARIATION_STRENGTH = 0.15  # small: the same picture, a little different (like ABYU's V buttons)
+VARIATION_STRENGTH = 0.15  # Vary (Subtle): the same picture, a little different (like ABYU's V buttons)
+STRONG_VARIATION = 0.35  # Vary (Strong): the same composition, clearly different details
+ZOOM_ACTIONS = {"zoom15": 1.5, "zoom2": 2.0}
 
 Prepare = Callable[[], Awaitable[BuiltPayload | UpscaleInput]]
 
@@ -190,7 +192,7 @@ class Actions:
     async def _start(self, origin: Origin, prepare: Prepare) -> None:
         """Admit (a refusal costs nothing), let `prepare` finish the request (defer, download, check names
         with the WebUI; on failure the user keeps their slot), store and queue it, follow its message."""
-        ticket = await self.engine.admit(origin.user_id)
+        ticket = await self.engine.admit(origin.user_id, origin.guild_id)
         try:
             request = await prepare()
             self.engine.check_route(request)  # a request no backend can run is refused now, not queued
@@ -261,12 +263,28 @@ class Actions:
 
         await self._start(origin_of(interaction), prepare)
 
+    async def describe(self, interaction: discord.Interaction[SDBot], image: discord.Attachment) -> None:
+        """/describe: the WebUI's interrogators through the same queue and limits; up to four prompts, each
+        with a button that draws it for whoever clicks."""
+        check_declared(image, "image", self.engine.settings.max_input_image_bytes)
+        await self.engine.preparer.check_place(place_of(interaction))
+
+        async def prepare() -> DescribeInput:
+            await self.defer(interaction, thinking=True)
+            data, _ = await load_checked(image, "image")
+            return DescribeInput(data)
+
+        await self._start(origin_of(interaction), prepare)
+
     # ------------------------------------------------------------------ buttons
     async def on_result_button(self, interaction: discord.Interaction[SDBot], action: str, job_id: str,
                                index: int = 0) -> None:
-        handlers = {"reroll": self._reroll_button, "vary": self._vary_button, "upscale": self._upscale_button,
-                    "edit": self._edit_button, "info": self._info_button, "delete": self._delete_button,
-                    "retry": self._retry_button}
+        if action in ZOOM_ACTIONS:
+            await self._zoom_button(interaction, job_id, index, ZOOM_ACTIONS[action])
+            return
+        handlers = {"reroll": self._reroll_button, "vary": self._vary_button, "strong": self._strong_button,
+                    "upscale": self._upscale_button, "edit": self._edit_button, "info": self._info_button,
+                    "delete": self._delete_button, "retry": self._retry_button, "prompt": self._prompt_button}
         await handlers[action](interaction, job_id, index)
 
     async def cancel(self, interaction: discord.Interaction[SDBot], job_id: str) -> None:
@@ -301,6 +319,15 @@ class Actions:
         """A failed job's Retry: the same request again, same seed, for whoever clicks."""
         assert interaction.message is not None
         record = await self.engine.find_job(job_id=job_id, message_id=interaction.message.id)
+        if record is not None and record.kind == "describe":
+            await self.engine.preparer.check_place(place_of(interaction))
+
+            async def again() -> DescribeInput:
+                await self.defer(interaction, thinking=True)
+                return await self.engine.preparer.describe_again(record)
+
+            await self._start(origin_of(interaction, parent_id=record.id), again)
+            return
         if record is not None and record.kind == "upscale":
             await self.engine.preparer.check_place(place_of(interaction))
 
@@ -319,6 +346,36 @@ class Actions:
     async def _vary_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None
         await self._rerun_message(interaction, interaction.message, job_id, index=index, variation=VARIATION_STRENGTH)
+
+    async def _prompt_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        """A /describe suggestion: draw it with the defaults, for whoever clicks (the server's rules apply)."""
+        record = await self.engine.find_job(job_id=job_id)
+        found = list((record.outcome or {}).get("suggestions") or []) if record is not None else []
+        if index >= len(found):
+            raise OptionError([T("problem.nothing_to_rerun")])
+        await self.defer(interaction, thinking=True)
+        await self.rerun(interaction, DrawOptions(str(found[index])), parent=job_id)
+
+    async def _strong_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
+        assert interaction.message is not None
+        await self._rerun_message(interaction, interaction.message, job_id, index=index, variation=STRONG_VARIATION)
+
+    async def _zoom_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int,
+                           factor: float) -> None:
+        """Zoom out: image `index` centred on a canvas `factor` times larger (within the place's MAX_PIXELS),
+        the new border painted by img2img inpainting with the job's prompt and that image's seed."""
+        assert interaction.message is not None
+        images = _images_only(interaction.message.attachments)
+        if index >= len(images):
+            raise OptionError([T("problem.no_image_n", number=index + 1)])
+        check_declared(images[index], "image", self.engine.settings.max_input_image_bytes)
+        place = place_of(interaction)
+        await self.defer(interaction, thinking=True)
+        options, parent = await self.engine.preparer.zoom_options(
+            job_id=job_id, message_id=interaction.message.id, index=index, factor=factor, place=place,
+            image=lambda: load_checked(images[index], "image"),
+            images=_attachment_loader(_images_only(interaction.message.attachments)))
+        await self.rerun(interaction, options, parent=parent)
 
     async def _upscale_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None

@@ -31,7 +31,8 @@ __all__ = ["ClosesWithoutLoss", "EngineCogMixin", "SDBot", "SDTree", "ShardedSDB
 
 log = logging.getLogger(__name__)
 
-INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs", "cogs.help")
+INITIAL_EXTENSIONS = ("cogs.generate", "cogs.actions", "cogs.info", "cogs.admin", "cogs.prefs", "cogs.help",
+                      "cogs.history")
 SCHEMA_HASH_FILE = "command-schema.sha256"
 DELIVERY_WAIT = 5.0  # seconds at shutdown to post what has ended and tell the rest
 
@@ -150,7 +151,8 @@ class SDBot(ClosesWithoutLoss, commands.Bot):
         self._engine_started = True
         for job in self.engine.restored:  # bring every job's message up to date; deliver what ended
             self.deliveries.follow(job)
-        self.add_dynamic_items(CancelButton, ResultButton)
+        from .history import HistoryPageButton, HistoryRerunButton  # /history's, persistent like the rest
+        self.add_dynamic_items(CancelButton, ResultButton, HistoryPageButton, HistoryRerunButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)
         await self.tree.set_translator(CommandTranslator(catalogs()))  # names and descriptions in every language

@@ -24,6 +24,7 @@ __all__ = [
     "SDModal",
     "SDView",
     "cancel_view",
+    "describe_view",
     "failed_view",
     "result_view",
 ]
@@ -34,19 +35,24 @@ JOB_ID = r"[0-9a-f]{8}"
 # get "V1", "U2", ... labels on batches. "retry" runs a failed job's request again, seed included.
 RESULT_ACTIONS: dict[str, tuple[str | None, discord.ButtonStyle]] = {
     "reroll": ("🔁", discord.ButtonStyle.primary),
-    "vary": ("🎨", discord.ButtonStyle.secondary),
+    "vary": ("🎨", discord.ButtonStyle.secondary),  # Vary (Subtle)
+    "strong": ("🌀", discord.ButtonStyle.secondary),  # Vary (Strong)
     "upscale": ("⬆️", discord.ButtonStyle.secondary),
     "edit": ("✏️", discord.ButtonStyle.secondary),
     "info": ("ℹ️", discord.ButtonStyle.secondary),
     "delete": ("🗑️", discord.ButtonStyle.danger),
     "retry": ("🔄", discord.ButtonStyle.primary),
+    "zoom15": ("🔍", discord.ButtonStyle.secondary),  # Zoom out 1.5×
+    "zoom2": ("🔭", discord.ButtonStyle.secondary),  # Zoom out 2×
+    "prompt": ("🖌️", discord.ButtonStyle.primary),  # draw /describe's suggestion n
 }
 
 
 def button_label(lang: str, name: str) -> str:
     return catalogs().get(lang, f"button.{name}")[:80]
-PER_IMAGE = {"vary": "V", "upscale": "U"}
-MAX_PER_IMAGE_BUTTONS = 5  # one row each for V and U
+PER_IMAGE = {"vary": "V", "strong": "S", "upscale": "U", "zoom2": "Z"}
+MAX_PER_IMAGE_BUTTONS = 5  # one row each for V, S, U and Z (Discord: 5 rows of 5)
+SINGLE_IMAGE = ("vary", "strong", "upscale", "zoom15", "zoom2")
 
 
 class SDView(discord.ui.View):
@@ -127,9 +133,19 @@ def failed_view(job_id: str, lang: str = DEFAULT, *, editable: bool = True) -> d
     return view
 
 
+def describe_view(job_id: str, count: int, lang: str = DEFAULT) -> discord.ui.View:
+    """/describe's result: a button per suggestion (1..4) that draws it for whoever clicks, then Delete."""
+    view = discord.ui.View(timeout=None)
+    for k in range(count):
+        view.add_item(ResultButton("prompt", job_id, k, row=0, label=f"🖌️ {k + 1}"))
+    view.add_item(ResultButton("delete", job_id, row=1, lang=lang))
+    return view
+
+
 def result_view(job_id: str, images: int = 1, kind: str = "txt2img", lang: str = DEFAULT) -> discord.ui.View:
-    """Reroll/Edit/Info/Delete, and Variations/Upscale per image (V1.. U1.. on a batch).
-    An upscaled image gets only Info and Delete."""
+    """Reroll/Edit/Info/Delete, then Vary (Subtle), Vary (Strong), Upscale and Zoom out 1.5×/2× for one image;
+    on a batch, a row each of V1.., S1.., U1.. and Z1.. (zoom out 2×). An upscaled image gets only Info and
+    Delete."""
     view = discord.ui.View(timeout=None)
     if kind == "upscale":
         for action in ("info", "delete"):
@@ -138,8 +154,8 @@ def result_view(job_id: str, images: int = 1, kind: str = "txt2img", lang: str =
     for action in ("reroll", "edit", "info", "delete"):
         view.add_item(ResultButton(action, job_id, row=0, lang=lang))
     if images <= 1:
-        view.add_item(ResultButton("vary", job_id, 0, row=1, lang=lang))
-        view.add_item(ResultButton("upscale", job_id, 0, row=1, lang=lang))
+        for action in SINGLE_IMAGE:
+            view.add_item(ResultButton(action, job_id, 0, row=1, lang=lang))
     else:
         for row, action in enumerate(PER_IMAGE, start=1):
             for k in range(min(images, MAX_PER_IMAGE_BUTTONS)):

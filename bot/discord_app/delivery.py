@@ -39,9 +39,9 @@ from bot.core.jobs import InteractionRef, Job, JobState
 from bot.errors import JobFailed, StorageError, WebUIError
 from bot.text import T, Text
 
-from .components import cancel_view, failed_view, result_view
+from .components import cancel_view, describe_view, failed_view, result_view
 from .errors import new_error_id
-from .render import credit_line, failed_text, final_text, progress_text, render_summary
+from .render import credit_line, failed_text, final_text, progress_text, render_suggestions, render_summary
 
 if TYPE_CHECKING:
     from .bot import SDBot
@@ -277,7 +277,7 @@ class JobMessage:
             log.error("[%s] job %s failed", error_id, self.job.id, exc_info=error)
             reason = T("failure.internal")
         text = failed_text(self.lang, self.job, reason, error_id)
-        view = failed_view(self.job.id, self.lang, editable=self.job.request.kind != "upscale")
+        view = failed_view(self.job.id, self.lang, editable=self.job.request.kind not in ("upscale", "describe"))
         if await self._safe_final_edit(content=text, attachments=[], view=view):
             return True
         if self.only_hook:
@@ -286,10 +286,14 @@ class JobMessage:
         return True
 
     async def _deliver_result(self, outcome: Outcome) -> tuple[bool, int | None]:
-        summary = render_summary(self.lang, outcome, self.job.request)
+        if self.job.request.kind == "describe":
+            summary = render_suggestions(self.lang, outcome)
+            view = describe_view(self.job.id, len(outcome.suggestions), self.lang)
+        else:
+            summary = render_summary(self.lang, outcome, self.job.request)
+            view = result_view(self.job.id, len(outcome.images), self.job.request.kind, self.lang)
         if self.origin.credit:
             summary += credit_line(self.lang, self.job.user_id)
-        view = result_view(self.job.id, len(outcome.images), self.job.request.kind, self.lang)
 
         opened: list[Any] = []
 

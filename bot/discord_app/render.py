@@ -31,6 +31,7 @@ __all__ = [
     "help_text",
     "progress_text",
     "prompt_line",
+    "render_suggestions",
     "render_summary",
     "say",
     "seconds",
@@ -81,6 +82,8 @@ def title_of(lang: str, job: Job) -> str:
     request = job.request
     if request.kind == "upscale":
         return say(lang, "summary.upscale_job", factor=f"{request.scale:g}", upscaler=request.upscaler)
+    if request.kind == "describe":
+        return say(lang, "summary.describe_job")
     return request.title
 
 
@@ -126,12 +129,31 @@ def render_summary(lang: str, outcome: Outcome, request: Any = None) -> str:
     loras = _lora_names(str(payload.get("prompt", "")))
     if loras:
         facts.append(say(lang, "summary.lora", names=escape(", ".join(loras), 120)))
-    if "resize_mode" in payload and payload.get("denoising_strength") is not None:
+    if "inpainting_fill" in payload:  # Zoom out: the picture kept, a new border painted around it
+        facts.append(say(lang, "summary.zoom"))
+    elif "resize_mode" in payload and payload.get("denoising_strength") is not None:
         facts.append(say(lang, "summary.strength", value=f"{float(payload['denoising_strength']):g}"))
     if payload.get("subseed_strength"):
         facts.append(say(lang, "summary.variation", value=f"{float(payload['subseed_strength']):g}"))
+    clip_skip = (payload.get("override_settings") or {}).get("CLIP_stop_at_last_layers")
+    if clip_skip is not None:
+        facts.append(say(lang, "summary.clip_skip", value=int(clip_skip)))
+    if payload.get("tiling"):
+        facts.append(say(lang, "summary.tiling"))
+    if payload.get("alwayson_scripts"):
+        facts.append(say(lang, "summary.fix_faces"))
     facts.append(say(lang, "summary.time", seconds=f"{outcome.elapsed:.1f}"))
     return _summary_lines(lang, f"**{escape(outcome.prompt, 300)}**", facts, outcome)
+
+
+def render_suggestions(lang: str, outcome: Outcome) -> str:
+    """/describe's result: the prompts it suggests, numbered like their buttons."""
+    if not outcome.suggestions:
+        return say(lang, "describe.none")
+    lines = [say(lang, "describe.title")]
+    lines += [f"**{k}.** {escape(text, 400)}" for k, text in enumerate(outcome.suggestions, 1)]
+    lines.append("-# " + say(lang, "describe.hint", seconds=f"{outcome.elapsed:.1f}"))
+    return "\n".join(lines)[:1900]
 
 
 def _summary_lines(lang: str, head: str, facts: list[str | None], outcome: Outcome) -> str:

@@ -228,6 +228,7 @@ def _options(parsed: Mapping, raw: Mapping[str, str], flavour: str, *, new_seed:
     if model is None and _RE_SHORT_HASH.match(raw.get("Model hash") or ""):
         model = raw["Model hash"]  # the WebUI's list knows the 10-character sha256 prefix
     return {
+        **_extras(raw),
         "prompt": payload.get("prompt", ""),
         "negative_prompt": payload.get("negative_prompt", ""),
         "model": model,
@@ -240,6 +241,20 @@ def _options(parsed: Mapping, raw: Mapping[str, str], flavour: str, *, new_seed:
         "height": payload.get("height"),
         "batch": 1,
     }
+
+
+def _extras(raw: Mapping[str, str]) -> dict[str, Any]:
+    """The /draw options beyond the basic ones, only when the text has them: Clip skip (1-12 are /draw's; other
+    values are kept for the payload builder to refuse), Tiling, and ADetailer (its face pass: fix_faces)."""
+    out: dict[str, Any] = {}
+    clip = (raw.get("Clip skip") or "").strip()
+    if clip.isdigit():
+        out["clip_skip"] = int(clip)
+    if (raw.get("Tiling") or "").strip().casefold() == "true":
+        out["tiling"] = True
+    if (raw.get("ADetailer model") or "").strip():
+        out["fix_faces"] = True
+    return out
 
 
 def draw_fields(infotext: str, *, new_seed: bool = False) -> dict[str, Any]:

@@ -493,6 +493,34 @@ class WebUIClient(SessionOwner):
         """[] on Forge, which removed /sd-vae."""
         return await self._get_list("sdapi/v1/sd-vae", missing_ok=True)
 
+    async def scripts(self) -> dict[str, list[str]]:
+        """GET /sdapi/v1/scripts: the script names (lower case, extensions such as ADetailer included) per
+        mode, {"txt2img": [...], "img2img": [...]}; {} when the WebUI has no such route."""
+        try:
+            data = await self._get_json("sdapi/v1/scripts")
+        except WebUIResponseError as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        if not isinstance(data, dict):
+            return {}
+        return {mode: [str(n).casefold() for n in names if isinstance(n, str)]
+                for mode, names in data.items() if mode in ("txt2img", "img2img") and isinstance(names, list)}
+
+    async def interrogate(self, image: bytes, model: str = "clip") -> str:
+        """POST /sdapi/v1/interrogate: a caption of the image (CLIP) or its tags (deepdanbooru). Base64 in a
+        thread; the WebUI's errors are raised like a generation's."""
+        encoded = await asyncio.to_thread(lambda: base64.b64encode(image).decode("ascii"))
+        _, raw, _ = await self._request("POST", "sdapi/v1/interrogate", payload={"image": encoded, "model": model},
+                                        timeout=self._generation_t)
+        del encoded
+        data = self._parse_small(raw, "sdapi/v1/interrogate")
+        caption = data.get("caption") if isinstance(data, dict) else None
+        if not isinstance(caption, str):
+            raise WebUIResponseError(T("failure.bad_answer"), backend=self.display_url, status=200,
+                                     detail=f"{self.display_url} sent an interrogate answer without a caption")
+        return caption
+
     async def options(self) -> dict[str, Any]:
         """GET /sdapi/v1/options (read only: sdcord never POSTs options; it uses override_settings)."""
         data = await self._get_json("sdapi/v1/options")

@@ -153,8 +153,8 @@ class FormClient(SessionOwner):
         fills in a default sampler and scheduler; a default negative prompt is simply not sent); the rest
         is read from the payload: hires fix, styles, LoRAs in the prompt, numbers outside the server's
         ranges, a variation seed, and upscaling, which it can't do at all."""
-        if request_kind == "upscale":
-            return ["upscale"]
+        if request_kind in ("upscale", "describe"):
+            return [request_kind]
         asked = set(asked)
         out: list[str] = []
 
@@ -188,6 +188,14 @@ class FormClient(SessionOwner):
             add("cfg_scale")
         if (_number(payload.get("subseed_strength")) or 0) > 0:
             add("variation")
+        if (payload.get("override_settings") or {}).get("CLIP_stop_at_last_layers") is not None:
+            add("clip_skip")
+        if payload.get("tiling"):
+            add("tiling")
+        if payload.get("alwayson_scripts"):
+            add("fix_faces")
+        if "inpainting_fill" in payload:
+            add("mask")
         if request_kind == "img2img":
             strength = _number(payload.get("denoising_strength"))
             if strength is not None and not 0 < strength < 1:
@@ -485,6 +493,9 @@ class FormClient(SessionOwner):
 
     async def options(self) -> dict[str, Any]:
         return {}
+
+    async def scripts(self) -> dict[str, list[str]]:
+        return {}  # no extensions: fix_faces is refused for it (`missing`)
 
     async def version_info(self) -> dict[str, Any]:
         """Check that the server answers and has /txt2img (a GET: a POST would be a generation; 405

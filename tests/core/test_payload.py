@@ -135,3 +135,54 @@ def test_autocomplete_choices_are_substring_matches_capped_at_25(catalogue: Cata
 def test_a_form_servers_seed_above_2_to_the_32_can_be_run_again() -> None:
     built = build_request(DrawOptions("a cat", seed=3090352432285578), SETTINGS)
     assert built.payload["seed"] == 3090352432285578
+
+
+RATIOS = {"1:1": 1.0, "4:3": 4 / 3, "3:4": 3 / 4, "3:2": 1.5, "2:3": 2 / 3, "16:9": 16 / 9, "9:16": 9 / 16,
+          "21:9": 21 / 9}
+
+
+@pytest.mark.parametrize("model, area", [(None, 512 * 512), ("v1-5-pruned-emaonly", 512 * 512),
+                                         ("sd_xl_base_1.0", 1024 * 1024), ("ponyDiffusionV6XL", 1024 * 1024)])
+@pytest.mark.parametrize("ratio", list(RATIOS))
+def test_aspect_ratio_sizes_are_multiples_of_64_near_the_native_area(ratio: str, model: str | None,
+                                                                      area: int) -> None:
+    built = build_request(DrawOptions("a cat", aspect=ratio, model=model), SETTINGS)
+    w, h = built.payload["width"], built.payload["height"]
+    assert w % 64 == 0 and h % 64 == 0
+    assert abs(w / h - RATIOS[ratio]) / RATIOS[ratio] <= 0.05
+    assert 0.8 <= w * h / area <= 1.2 and w * h <= SETTINGS.max_pixels
+    assert "ar" not in built.asked and "aspect" not in built.asked  # the size it picked is what routing sees
+
+
+def test_aspect_ratio_stays_under_max_pixels_and_explicit_sides_win() -> None:
+    small = Settings(discord_token="t", max_pixels=300_000)
+    built = build_request(DrawOptions("a cat", aspect="16:9", model="sd_xl_base_1.0"), small)
+    assert built.payload["width"] * built.payload["height"] <= 300_000
+    built = build_request(DrawOptions("a cat", aspect="16:9", width=1024), SETTINGS)
+    assert (built.payload["width"], built.payload["height"]) == (1024, 576)  # the other side from the ratio
+    built = build_request(DrawOptions("a cat", aspect="16:9", width=640, height=640), SETTINGS)
+    assert (built.payload["width"], built.payload["height"]) == (640, 640)
+    assert [english(n) for n in built.notes] and "ar" in english(built.notes[0])
+    assert problems(aspect="5:1") == ["`ar` must be one of 1:1, 4:3, 3:4, 3:2, 2:3, 16:9, 9:16, 21:9 (got 5:1)."]
+
+
+def test_clip_skip_tiling_and_fix_faces_reach_the_payload() -> None:
+    built = build_request(DrawOptions("a cat", clip_skip=2, tiling=True, fix_faces=True, model="sd_xl_base_1.0"),
+                          SETTINGS)
+    p = built.payload
+    assert p["override_settings"] == {"sd_model_checkpoint": "sd_xl_base_1.0", "CLIP_stop_at_last_layers": 2}
+    assert p["override_settings_restore_afterwards"] is True and p["tiling"] is True
+    assert p["alwayson_scripts"] == {"ADetailer": {"args": [True, False, {"ad_model": "face_yolov8n.pt"}]}}
+    assert {"clip_skip", "tiling", "fix_faces"} <= built.asked
+    plain = build_request(DrawOptions("a cat"), SETTINGS).payload
+    assert not {"override_settings", "tiling", "alwayson_scripts"} & set(plain)
+    assert problems(clip_skip=13) == ["`clip_skip` must be between 1 and 12 (got 13)."]
+
+
+def test_a_stored_payload_gives_back_the_new_options() -> None:
+    from bot.core.payload import options_from_payload
+
+    built = build_request(DrawOptions("a cat", clip_skip=3, tiling=True, fix_faces=True), SETTINGS)
+    again = options_from_payload(built.payload)
+    assert (again.clip_skip, again.tiling, again.fix_faces) == (3, True, True)
+    assert build_request(again, SETTINGS).payload == built.payload

@@ -168,6 +168,44 @@ async def test_settings_and_preferences(store: Any) -> None:
     assert await store.all_user_prefs() == {7: {"steps": 40, "negative": "blur"}, 2**62: {}}
 
 
+
+async def test_history_is_a_users_own_jobs_newest_first_a_page_at_a_time(store: Any) -> None:
+    """/history: created_at descending, then seq descending for jobs of the same instant; offset and limit
+    page through them; nobody else's jobs, however many there are."""
+    for i, (created, seq) in enumerate([(100.0, 1), (300.0, 2), (200.0, 3), (300.0, 4), (50.0, 5), (400.0, 6)]):
+        await store.add(JobRecord(f"h000000{i}", "txt2img", 7, {"prompt": f"p{i}"}, "done", created_at=created,
+                                  seq=seq, guild_id=1, channel_id=2, message_id=1000 + i))
+    await store.add(JobRecord("o0000000", "txt2img", 8, {"prompt": "someone else's"}, "done", created_at=999.0))
+    await store.add(JobRecord("o0000001", "txt2img", 2**62, {}, "queued", created_at=1000.0))
+    newest_first = ["h0000005", "h0000003", "h0000001", "h0000002", "h0000000", "h0000004"]
+    assert [r.id for r in await store.history(7, limit=10)] == newest_first
+    assert [r.id for r in await store.history(7, limit=5)] == newest_first[:5]
+    assert [r.id for r in await store.history(7, limit=5, offset=5)] == newest_first[5:]
+    assert await store.history(7, limit=5, offset=10) == []
+    first = (await store.history(7, limit=1))[0]
+    assert (first.payload, first.message_id, first.status) == ({"prompt": "p5"}, 1005, "done")  # whole records
+    assert [r.id for r in await store.history(8, limit=5)] == ["o0000000"]
+    assert await store.history(9, limit=5) == []
+    assert (await store.count_jobs(7), await store.count_jobs(8), await store.count_jobs(9)) == (6, 1, 0)
+    assert await store.count_jobs(2**62) == 1
+
+
+async def test_jobs_since_counts_a_users_jobs_from_a_time_optionally_in_one_server(store: Any) -> None:
+    jobs = [("s0000000", 7, 10, 100.0), ("s0000001", 7, 10, 200.0), ("s0000002", 7, 11, 250.0),
+            ("s0000003", 7, None, 300.0), ("s0000004", 8, 10, 400.0)]
+    for job_id, user, guild, created in jobs:
+        await store.add(JobRecord(job_id, "txt2img", user, {}, "done", created_at=created, guild_id=guild))
+    assert await store.jobs_since(7, 0.0) == 4
+    assert await store.jobs_since(7, 200.0) == 3  # from `since` on, that instant included
+    assert await store.jobs_since(7, 200.5) == 2
+    assert await store.jobs_since(7, 200.0, guild_id=10) == 1
+    assert await store.jobs_since(7, 0.0, guild_id=10) == 2
+    assert await store.jobs_since(7, 0.0, guild_id=11) == 1
+    assert await store.jobs_since(7, 0.0, guild_id=12) == 0
+    assert await store.jobs_since(7, 301.0) == 0
+    assert await store.jobs_since(8, 0.0) == 1 and await store.jobs_since(9, 0.0) == 0
+
+
 async def test_the_writer_keeps_order_batches_and_says_when_committed(store: Any) -> None:
     writer = StoreWriter(store)
     writer.start()
@@ -323,5 +361,20 @@ async def test_migrating_a_version_2_store_closes_jobs_it_cannot_resume(tmp_path
         assert await store.undelivered() == []
         old = await store.get("old00001")
         assert old is not None and old.status == "failed" and "updated" in (old.error or "")
+    finally:
+        await store.close()
+
+
+async def test_history_and_quota_counts_use_the_user_and_time_index(tmp_path: Path) -> None:
+    """However many jobs the store holds, /history and jobs_since read one user's entries of the index
+    `jobs_by_user_created` (version 5), in time order."""
+    from bot.core.store import HISTORY_QUERY
+
+    store = await JobStore.open(tmp_path / "jobs.db")
+    try:
+        plan = " ".join(await store.query_plan(HISTORY_QUERY.replace("?", "1")))
+        assert plan.startswith("SEARCH jobs USING INDEX jobs_by_user_created (user_id=?)"), plan  # no table scan
+        since = " ".join(await store.query_plan("SELECT COUNT(*) FROM jobs WHERE user_id = 1 AND created_at >= 5"))
+        assert "USING COVERING INDEX jobs_by_user_created" in since, since
     finally:
         await store.close()

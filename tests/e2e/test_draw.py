@@ -37,8 +37,13 @@ def option_map(command: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def test_draw_is_registered_with_the_documented_options(env: Any) -> None:
     commands = {c["name"]: c for c in env.fake.commands(guild_id=env.fake.guild.id)}
     opts = option_map(commands["draw"])
-    assert list(opts) == ["prompt", "negative_prompt", "model", "sampler", "scheduler", "steps", "cfg_scale",
-                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler", "init_image", "strength", "preset"]
+    assert list(opts) == ["prompt", "ar", "negative_prompt", "model", "sampler", "scheduler", "steps", "cfg_scale",
+                          "seed", "width", "height", "batch", "style", "lora", "lora_weight", "hires", "spoiler",
+                          "init_image", "strength", "preset", "clip_skip", "tiling", "fix_faces"]
+    assert len(opts) <= 25  # Discord's limit for one command
+    assert [c["value"] for c in opts["ar"]["choices"]] == ["1:1", "4:3", "3:4", "3:2", "2:3", "16:9", "9:16", "21:9"]
+    assert (opts["clip_skip"]["min_value"], opts["clip_skip"]["max_value"]) == (1, 12)
+    assert opts["tiling"]["type"] == opts["fix_faces"]["type"] == 5
     assert opts["prompt"]["required"] is True and opts["prompt"]["type"] == 3
     assert all(not o.get("required") for n, o in opts.items() if n != "prompt")
     assert {n for n, o in opts.items() if o.get("autocomplete")} == {"model", "sampler", "scheduler", "style", "lora", "preset"}
@@ -212,8 +217,9 @@ async def test_global_sync_happens_only_when_the_schema_changed(fake_discord: An
                    if method == "PUT" and path.endswith("/commands") and "/guilds/" not in path)
 
     async with running_bot(fake_discord, settings):
-        assert {c["name"] for c in fake_discord.commands()} == {"draw", "upscale", "status", "pnginfo", "settings", "prefer", "help",
-                                                                  "Show parameters", "Reroll"}
+        assert {c["name"] for c in fake_discord.commands()} == {
+            "draw", "upscale", "describe", "status", "history", "pnginfo", "settings", "prefer", "help",
+            "Show parameters", "Reroll"}
     assert global_puts() == 1
     async with running_bot(fake_discord, settings):
         pass

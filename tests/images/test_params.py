@@ -283,7 +283,7 @@ def test_options_hires_keeps_first_pass_size() -> None:
     assert options_from_infotext(HIRES) == DrawOptions(
         prompt="portrait of an astronaut, (detailed:1.2)", negative_prompt="lowres",
         model="v1-5-pruned-emaonly", sampler="DPM++ 2M", scheduler="Karras", steps=20, cfg_scale=6.5, seed=42,
-        width=512, height=768, batch=1,
+        width=512, height=768, batch=1, clip_skip=2,
     )
 
 
@@ -377,7 +377,7 @@ def test_options_multiline_and_quoted_values_are_kept_exactly() -> None:
 def test_options_absent_and_unparseable_values_are_none() -> None:
     text = "a cat\nSteps: abc, CFG scale: high, Seed: 12.5, Size: 512 x 512, Clip skip: 2"
     opts = options_from_infotext(text)
-    assert opts == DrawOptions(prompt="a cat", negative_prompt="", batch=1)
+    assert opts == DrawOptions(prompt="a cat", negative_prompt="", batch=1, clip_skip=2)  # Clip skip is an option
     opts = options_from_infotext("a cat\nSteps: 20, Seed: 7, Size: 512x512")
     assert (opts.sampler, opts.scheduler, opts.cfg_scale, opts.model) == (None, None, None, None)
     # Only a schedule type: that one is kept, the sampler stays the default.
@@ -482,3 +482,13 @@ def test_sdnext_commit_is_not_taken_for_an_old_a1111_version() -> None:
     assert flavour == "SD.Next"
     parsed = params._parse(text, flavour)
     assert "Pad conds v0" not in parsed and "Downcast alphas_cumprod" not in parsed
+
+
+def test_options_clip_skip_tiling_and_adetailer_round_trip() -> None:
+    text = ("a knight\nSteps: 20, Sampler: Euler a, Schedule type: Automatic, CFG scale: 7, Seed: 5, Size: 512x512, "
+            "Clip skip: 3, Tiling: True, ADetailer model: face_yolov8n.pt, ADetailer confidence: 0.3, "
+            "ADetailer version: 24.11.1")
+    opts = options_from_infotext(text)
+    assert (opts.clip_skip, opts.tiling, opts.fix_faces) == (3, True, True)
+    plain = options_from_infotext("a knight\nSteps: 20, Seed: 5, Size: 512x512")
+    assert (plain.clip_skip, plain.tiling, plain.fix_faces) == (None, False, False)

@@ -1,0 +1,56 @@
+"""A server's blocked words: which prompts they refuse. No Discord imports.
+
+Matching is on normalised text (NFKC, case-folded, so full-width letters and `Ｎｕｄｅ` count; `_` and `-` count
+as spaces, as in danbooru tags). A word in a script that writes words with spaces (Latin, Cyrillic, ...) must
+stand as a whole word or phrase: "ass" refuses "an ass" but not "glass". A word in Chinese, Japanese or
+Korean script matches anywhere, since those scripts don't separate words (and Korean particles attach to the
+word: 고양이를). Prompt syntax can't hide a word: `(word:1.3)`, `[word]`, `<lora:word:1>` are split on the
+same punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+__all__ = ["MAX_BLOCKED", "MAX_WORD_LENGTH", "blocked", "normalise", "parse_words"]
+
+MAX_BLOCKED = 200  # words per server
+MAX_WORD_LENGTH = 60
+
+_SEPARATORS = re.compile(r"[_\-]+")
+_SPACES = re.compile(r"\s+")
+_CJK = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    "\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]")
+
+
+def normalise(text: str) -> str:
+    """What matching compares: NFKC, case-folded, `_`/`-` as spaces, whitespace runs as one space."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACES.sub(" ", _SEPARATORS.sub(" ", text)).strip()
+
+
+def parse_words(raw: str) -> list[str]:
+    """Words or phrases from what a moderator typed: separated by commas (or new lines), normalised, without
+    empty ones or repeats, each at most MAX_WORD_LENGTH characters."""
+    out: list[str] = []
+    for part in re.split(r"[,\n，、]", raw):
+        word = normalise(part)[:MAX_WORD_LENGTH].strip()
+        if word and word not in out:
+            out.append(word)
+    return out
+
+
+def _pattern(word: str) -> re.Pattern[str]:
+    if _CJK.search(word):
+        return re.compile(re.escape(word).replace(r"\ ", r"\s*"))
+    inner = r"\s+".join(re.escape(w) for w in word.split(" "))
+    return re.compile(rf"(?<!\w){inner}(?!\w)")
+
+
+def blocked(text: str, words: Iterable[str]) -> bool:
+    """Whether `text` holds one of `words` (see the module's rules)."""
+    haystack = normalise(text)
+    return any(_pattern(w).search(haystack) for w in (normalise(w) for w in words) if w)
