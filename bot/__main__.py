@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("webui", "form"), default="webui",
                    help="demo-webui and --demo: webui (the A1111 API, default) or form (a form-encoded API server, "
                         "WEBUI_URL=form+http://host:port)")
+    p.add_argument("--extension", action="append", choices=("adetailer",), default=[], metavar="NAME",
+                   help="demo-webui and --demo: install a demo WebUI extension (repeatable): adetailer")
     return p
 
 
@@ -48,12 +50,14 @@ def _settings_or_exit(*, require_token: bool) -> Settings:
         raise SystemExit(2) from None
 
 
-async def run_demo_webui(host: str, port: int, step_delay: float, kind: str = "webui") -> None:
+async def run_demo_webui(host: str, port: int, step_delay: float, kind: str = "webui",
+                         extensions: tuple[str, ...] = ()) -> None:
     from .demo import DemoConfig, serve
 
     what = "Demo form API server" if kind == "form" else "Demo WebUI"
     log.info("%s listening on http://%s:%d (Ctrl+C to stop)", what, host, port)
-    await serve(host, port, DemoConfig(step_delay=step_delay, kind=kind))  # type: ignore[arg-type]
+    await serve(host, port, DemoConfig(step_delay=step_delay, kind=kind,  # type: ignore[arg-type]
+                                       extensions=extensions))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "demo-webui":
         _plain_logging("INFO")
         try:
-            asyncio.run(run_demo_webui(args.host, args.port, args.step_delay, args.kind))
+            asyncio.run(run_demo_webui(args.host, args.port, args.step_delay, args.kind, tuple(args.extension)))
         except KeyboardInterrupt:
             pass
         return
@@ -84,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
 
             asyncio.run(run_worker(settings))
         else:
-            asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind))
+            asyncio.run(run_bot(settings, demo=args.demo, step_delay=args.step_delay, kind=args.kind,
+                                extensions=tuple(args.extension)))
     except KeyboardInterrupt:
         pass
 

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, MAX_DAILY_LIMIT
-from bot.core.moderation import MAX_BLOCKED, parse_words
+from bot.core.moderation import MAX_BLOCKED, MAX_WORD_LENGTH, parse_words
 from bot.core.payload import out_of_range
 from bot.core.policy import ServerPolicy
 from bot.discord_app.bot import EngineCogMixin
@@ -174,6 +174,8 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
         assert interaction.guild_id is not None
         policy = await self._policy(interaction.guild_id)
         new = [w for w in parse_words(words) if w not in policy.blocklist]
+        if any(len(w) > MAX_WORD_LENGTH for w in new):  # cut, a phrase would no longer match itself
+            raise OptionError([T("problem.blocklist_long", option=Opt("words"), limit=MAX_WORD_LENGTH)])
         if len(policy.blocklist) + len(new) > MAX_BLOCKED:
             raise OptionError([T("problem.blocklist_full", option=Opt("words"), limit=MAX_BLOCKED)])
         await self._save(interaction, dataclasses.replace(policy, blocklist=(*policy.blocklist, *new)),

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_dotenv_file, load_settings, split_credentials
+from bot.config import ConfigError, Settings, describe, load_dotenv_file, load_settings, split_credentials
 
 
 def problems_of(env: dict[str, str]) -> list[str]:
@@ -99,6 +99,14 @@ def test_rate_limit_and_queue_cap() -> None:
     for bad in ("5", "0/60", "5/0", "five/60"):
         assert problems_of({"RATE_LIMIT": bad})[0].startswith("RATE_LIMIT: expected jobs/seconds")
     assert problems_of({"MAX_QUEUED_PER_USER": "0"})[0].startswith("MAX_QUEUED_PER_USER:")
+
+
+def test_daily_limit() -> None:
+    assert load_settings({"DISCORD_TOKEN": "t"}).daily_limit == 0  # off unless set
+    s = load_settings({"DISCORD_TOKEN": "t", "DAILY_LIMIT": "25"})
+    assert s.daily_limit == 25 and "25 a day" in describe(s)["RATE_LIMIT"]
+    for bad in ("-1", "ten", "1.5"):
+        assert problems_of({"DAILY_LIMIT": bad})[0].startswith("DAILY_LIMIT:")
 
 
 def test_guild_ids_and_values_are_parsed() -> None:

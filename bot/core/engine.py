@@ -202,7 +202,7 @@ class Engine:
         ("temporarily unavailable") while its database can't be reached."""
         daily = await self.daily_limits(guild_id)
         if isinstance(self.scheduler, SharedScheduler):
-            return await self.scheduler.reserve(user_id, daily=daily)
+            return await self.scheduler.reserve(user_id, daily=daily, guild_id=guild_id)
         day = self.quota.day if self.quota is not None else 0.0
         taken = await self.quota.take(user_id, daily) if self.quota is not None and daily else ()
         try:

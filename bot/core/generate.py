@@ -152,6 +152,7 @@ class Generator:
         self.files = files
         self._counter_lock = asyncio.Lock()
         self.numbers: Callable[[int], Awaitable[int]] | None = None  # else the data dir's counter file
+        self._no_tags: set[str] = set()  # backends whose interrogate has no deepdanbooru
 
     async def _input(self, digest: str) -> bytes:
         data = await asyncio.to_thread(self.files.load_input, digest)
@@ -226,10 +227,14 @@ class Generator:
         image = await self._input(request.image)
         caption = await client.interrogate(image, "clip")
         tags = None
-        try:
-            tags = await client.interrogate(image, "deepdanbooru")
-        except WebUIError as exc:
-            log.info("No deepdanbooru tags from %s: %s", getattr(client, "display_url", client), exc.detail or exc)
+        where = str(getattr(client, "display_url", client))
+        if where not in self._no_tags:
+            try:
+                tags = await client.interrogate(image, "deepdanbooru")
+            except WebUIError as exc:
+                log.info("No deepdanbooru tags from %s: %s", where, exc.detail or exc)
+                if exc.status == 404:  # "Model not found": this WebUI has no deepdanbooru; don't ask again
+                    self._no_tags.add(where)
         del image
         found = [s for s in suggestions(caption, tags) if allowed(s)]
         return Outcome(images=[], prompt=caption, seeds=[], steps=None, sampler=None, scheduler=None, model=None,

@@ -27,17 +27,18 @@ _CJK = re.compile(
 
 
 def normalise(text: str) -> str:
-    """What matching compares: NFKC, case-folded, `_`/`-` as spaces, whitespace runs as one space."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """What matching compares: NFKC, case-folded, without invisible format characters (a zero-width space or
+    a soft hyphen can't split a word), `_`/`-` as spaces, whitespace runs as one space."""
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").casefold()
     return _SPACES.sub(" ", _SEPARATORS.sub(" ", text)).strip()
 
 
 def parse_words(raw: str) -> list[str]:
     """Words or phrases from what a moderator typed: separated by commas (or new lines), normalised, without
-    empty ones or repeats, each at most MAX_WORD_LENGTH characters."""
+    empty ones or repeats, whole (one longer than MAX_WORD_LENGTH is refused by the command, never cut)."""
     out: list[str] = []
     for part in re.split(r"[,\n，、]", raw):
-        word = normalise(part)[:MAX_WORD_LENGTH].strip()
+        word = normalise(part)
         if word and word not in out:
             out.append(word)
     return out
@@ -51,6 +52,12 @@ def _pattern(word: str) -> re.Pattern[str]:
 
 
 def blocked(text: str, words: Iterable[str]) -> bool:
-    """Whether `text` holds one of `words` (see the module's rules)."""
+    """Whether `text` holds one of `words` (see the module's rules). A Latin word is looked for with CJK
+    characters counted as spaces: Chinese and Japanese prompts put English words right against their own
+    ("一个nude女孩")."""
     haystack = normalise(text)
-    return any(_pattern(w).search(haystack) for w in (normalise(w) for w in words) if w)
+    spaced = _CJK.sub(" ", haystack)
+    for word in (normalise(w) for w in words):
+        if word and _pattern(word).search(haystack if _CJK.search(word) else spaced):
+            return True
+    return False

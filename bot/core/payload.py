@@ -141,7 +141,8 @@ def _round8(value: int) -> int:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}"
+    """A number as a user reads it: 1000000, not 1e+06."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def out_of_range(name: str, value: float, low: float, high: float) -> Text:

@@ -128,9 +128,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     """,
     # 3: a user's jobs by time, for /history (newest first, a page at a time) and quotas (jobs since a time);
-    # the same index as SQLite's version 5.
+    # the same index as SQLite's version 5. A reservation's server, for a server's own daily limit.
     """
     CREATE INDEX jobs_by_user_created ON jobs (user_id, created_at);
+    ALTER TABLE reservations ADD COLUMN guild_id BIGINT;
     """,
 )
 

@@ -103,10 +103,11 @@ class Preparer:
         settings = self.settings
         policy = await self.check_place(place)
         if policy is not None:
-            policy.check_prompt(opts.prompt)  # every path comes here: commands, buttons, Edit, reactions
             settings = policy.effective(self.settings)
             opts = policy.apply(opts, settings, place.channel_nsfw)
         built = self.prepare(opts, settings)
+        if policy is not None:  # every path comes here: commands, buttons, Edit, reactions, /describe's prompts
+            policy.check_prompt(" ".join([built.payload["prompt"], *map(str, built.payload.get("styles") or ())]))
         if preset:
             built = dataclasses.replace(built, notes=[T("note.preset", name=preset), *built.notes])
         return built

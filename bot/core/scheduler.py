@@ -187,7 +187,7 @@ class Scheduler:
         self._tickets[user_id] = self._tickets.get(user_id, 0) + 1
         return Ticket(user_id)
 
-    async def reserve(self, user_id: int, daily: Sequence[Any] = ()) -> Ticket:
+    async def reserve(self, user_id: int, daily: Sequence[Any] = (), guild_id: int | None = None) -> Ticket:
         """`admit`, for callers that may wait (a shared queue asks its database, and counts `daily` there;
         in one process the engine's DailyQuota does)."""
         return self.admit(user_id)

@@ -126,11 +126,14 @@ class SharedQueue:
                 await conn.close(timeout=2)
 
     # ------------------------------------------------------------------ admission
-    async def admit(self, user_id: int, daily: Sequence[DailyLimit] = ()) -> str:
-        """Take a token and reserve a slot for a job of `user_id`; returns the reservation's key. Raises
-        Refused (which limit, when to try again). `daily`: the user's jobs since the UTC day began (with
-        reservations not yet stored) must stay under each limit, everywhere or in one server."""
+    async def admit(self, user_id: int, daily: Sequence[DailyLimit] = (), guild_id: int | None = None) -> str:
+        """Take a token and reserve a slot for a job of `user_id` (in server `guild_id`, by default the one of
+        a server's daily limit); returns the reservation's key. Raises Refused (which limit, when to try
+        again). `daily`: the user's jobs since the UTC day began, with reservations not yet stored, must stay
+        under each limit, everywhere or in one server."""
         key = secrets.token_hex(8)
+        if guild_id is None:
+            guild_id = next((d.guild_id for d in daily if d.guild_id is not None), None)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(f"INSERT INTO rate_buckets (user_id, tokens, updated_at) VALUES ($1, $2, {NOW}) "
                                "ON CONFLICT (user_id) DO NOTHING", user_id, float(self.rate))
@@ -147,7 +150,8 @@ class SharedQueue:
                 used = await conn.fetchval(
                     "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND created_at >= $2 "
                     "AND ($3::bigint IS NULL OR guild_id = $3)) + "
-                    f"(SELECT count(*) FROM reservations WHERE user_id = $1 AND expires_at > {NOW})",
+                    f"(SELECT count(*) FROM reservations WHERE user_id = $1 AND expires_at > {NOW} "
+                    "AND ($3::bigint IS NULL OR guild_id = $3))",
                     user_id, day, limit.guild_id)
                 if used >= limit.limit:
                     key_name = "refuse.daily_server" if limit.guild_id is not None else "refuse.daily"
@@ -159,8 +163,8 @@ class SharedQueue:
                               T("refuse.rate", count=self.rate, period=period(self.per)))
             await conn.execute("UPDATE rate_buckets SET tokens = $2, updated_at = $3 WHERE user_id = $1",
                                user_id, tokens - 1, bucket["now"])
-            await conn.execute(f"INSERT INTO reservations (id, user_id, expires_at) VALUES ($1, $2, {NOW} + $3)",
-                               key, user_id, RESERVATION_TTL)
+            await conn.execute("INSERT INTO reservations (id, user_id, expires_at, guild_id) "
+                               f"VALUES ($1, $2, {NOW} + $3, $4)", key, user_id, RESERVATION_TTL, guild_id)
         return key
 
     async def release(self, key: str, user_id: int, *, refund: bool) -> None:
@@ -474,11 +478,11 @@ class SharedScheduler(Scheduler):
                 self._forget_later(job)
 
     # ------------------------------------------------------------------ admission and storing
-    async def reserve(self, user_id: int, daily: Sequence[DailyLimit] = ()) -> Ticket:
+    async def reserve(self, user_id: int, daily: Sequence[DailyLimit] = (), guild_id: int | None = None) -> Ticket:
         if not self.accepting:
             raise Refused("shutdown", 60.0, T("refuse.restarting"))
         try:  # within Discord's 3 s to acknowledge, whatever the database does
-            key = await asyncio.wait_for(self.q.admit(user_id, daily), ADMIT_TIMEOUT)
+            key = await asyncio.wait_for(self.q.admit(user_id, daily, guild_id), ADMIT_TIMEOUT)
         except Refused:
             raise
         except DB_ERRORS as exc:

@@ -5,18 +5,35 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from bot.images.infotext import create_infotext
 
+from .adetailer import ImageContext, Outcome, inpaint_limit, postprocess
 from .data import LATENT_UPSCALE_MODES, SAMPLERS, UPSCALERS, DemoConfig
 from .images import decode_image, finish, fit, render_image
 from .info import info_head
+from .inpainting import Inpainted, InpaintSettings, inpaint, prepare_mask
 from .planning import Lazy, Plan
 from .responses import ErrorBodies, dumps
 from .state import ProgressState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """One batch, rendered ahead of its sampling steps (worker thread)."""
+
+    finals: list[Image.Image] = field(default_factory=list)
+    thumbs: list[Image.Image] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    ad: list[Outcome] | None = None
+    """Each image after ADetailer (used once its inpainting passes have run), when it runs."""
 
 
 class Generator:
@@ -50,9 +67,9 @@ class Generator:
             if plan.n_iter > 1:
                 st.job = f"Batch {n + 1} out of {plan.n_iter}"
             indices = range(n * bs, (n + 1) * bs)
-            finals, thumbs, keys = await asyncio.to_thread(self._render_batch, plan, indices, inits, mask,
-                                                           final_w, final_h)
-            st.preview_source = (thumbs, keys)
+            batch = await asyncio.to_thread(self._render_batch, plan, indices, inits, mask, final_w, final_h)
+            finals, keys = batch.finals, batch.keys
+            st.preview_source = (batch.thumbs, keys)
             last = n == plan.n_iter - 1
             fraction = await self._sample(plan.sampling_steps)
             if plan.hr and not st.stopped:
@@ -65,26 +82,89 @@ class Generator:
                     raise self.errors.exception("TypeError", "'>' not supported between instances of 'NoneType' and 'int'")
                 hr_fraction = await self._sample(plan.hr_steps)
                 outs = await asyncio.to_thread(finish, finals, keys, None, 0.5 + 0.5 * hr_fraction)
-            else:  # no hires pass (or it was interrupted before it): first-pass size
-                outs = await asyncio.to_thread(finish, finals, keys, (plan.out_w, plan.out_h), fraction)
+            else:  # no hires pass (or it was interrupted before it): first-pass size (img2img: as rendered)
+                size = None if plan.kind == "img2img" else (plan.out_w, plan.out_h)
+                outs = await asyncio.to_thread(finish, finals, keys, size, fraction)
+            if batch.ad is not None and not st.stopped:
+                st.nextjob(more=True)
+                outs = await self._adetailer(batch.ad, outs, last)
+            else:
+                st.nextjob(more=not last)
             images.extend(outs)
-            st.nextjob(more=not last)
         return images
 
+    async def _adetailer(self, outcomes: list[Outcome], outs: list[Image.Image],
+                         last: bool) -> list[Image.Image]:
+        """ADetailer's inpainting passes after a batch (each a job of its own sampling steps); an image gets
+        its ADetailer result only if none of its passes was interrupted or skipped."""
+        st = self.state
+        result = list(outs)
+        remaining = sum(len(passes) for o in outcomes for _, passes in o.jobs)
+        for i, outcome in enumerate(outcomes):
+            if outcome.error:
+                log.warning("Error running postprocess_image: adetailer: %s", outcome.error)
+            done = True
+            for count, passes in outcome.jobs:
+                if st.stopped:
+                    done = False
+                    break
+                st.job_count += count
+                for steps in passes:
+                    remaining -= 1
+                    fraction = await self._sample(steps)
+                    st.nextjob(more=not (last and remaining == 0))
+                    if fraction < 1.0:
+                        done = False
+                        break
+                if not done:
+                    break
+            if done and outcome.jobs:
+                result[i] = outcome.image
+        return result
+
     async def _inputs(self, plan: Plan) -> tuple[list[Image.Image], Image.Image | None]:
-        """img2img: the decoded init images and mask."""
+        """img2img: the decoded init images and the prepared (greyscale, inverted, blurred) mask."""
         if plan.kind != "img2img":
             return [], None
-        mask = None
+        raw = None
         try:
             inits = await asyncio.to_thread(lambda: [decode_image(x).convert("RGB") for x in plan.init_images])
             if plan.mask is not None:
-                mask = await asyncio.to_thread(decode_image, plan.mask)
+                raw = await asyncio.to_thread(decode_image, plan.mask)
         except ValueError:
             raise self.errors.http_exception(500, "Invalid encoded image") from None
         if plan.denoising is None:
             raise self.errors.exception("TypeError", "'<' not supported between instances of 'float' and 'NoneType'")
+        if raw is None or plan.inpaint is None:
+            return inits, None
+        s = plan.inpaint
+        mask, limit = await asyncio.to_thread(self._masks, plan, raw, s)
+        if plan.adetailer is not None:
+            if limit is None:  # its process(): "img2img inpainting with no mask -- adetailer disabled"
+                for key in plan.adetailer.extra_params():
+                    plan.extra.pop(key, None)
+                plan.adetailer = None
+            elif not s.full_res:  # "whole picture": only detections touching the mask are inpainted
+                plan.ad_limit = limit
+        if mask is None:
+            # 'Unable to perform "Inpaint Only mask" because mask is blank, switch to img2img mode.'
+            for key in ("Inpaint area", "Masked area padding", "Masked content"):
+                plan.extra.pop(key, None)
         return inits, mask
+
+    @staticmethod
+    def _masks(plan: Plan, raw: Image.Image, s: InpaintSettings) -> tuple[Image.Image | None, Image.Image | None]:
+        """(worker thread) The prepared mask, None when "only masked" finds it blank; and the mask as
+        ADetailer checks it, None when all black (or ADetailer does not run)."""
+        limit = None
+        if plan.adetailer is not None:
+            limit = inpaint_limit(raw, s.invert, s.resize_mode, plan.width, plan.height)
+            if limit.getbbox() is None:
+                limit = None
+        mask = prepare_mask(raw, s)
+        if s.full_res and mask.getbbox() is None:
+            return None, limit
+        return mask, limit
 
     def _check_sizes(self, plan: Plan) -> tuple[int, int]:
         """The output size, after the checks A1111 fails on (too small, out of memory, unknown upscaler)."""
@@ -115,31 +195,52 @@ class Generator:
         return 1.0
 
     def _render_batch(self, plan: Plan, indices: range, inits: list[Image.Image], mask: Image.Image | None,
-                      width: int, height: int) -> tuple[list[Image.Image], list[Image.Image], list[bytes]]:
-        """Final images, preview thumbnails and keys of one batch (worker thread)."""
-        finals, thumbs, keys = [], [], []
-        noise = self.config.noise
-        resize_mode = plan.req.get("resize_mode") or 0
+                      width: int, height: int) -> Batch:
+        """Final images, preview thumbnails and keys of one batch, and ADetailer's results (worker thread)."""
+        batch = Batch(ad=[] if plan.adetailer is not None else None)
         for n, k in enumerate(indices):
             key = image_key(plan, k)
-            image = render_image(key, width, height, noise)
-            if inits:
-                init = inits[n % len(inits)]
-                resized = fit(init, width, height, resize_mode)
-                alpha = max(0.0, min(1.0, plan.denoising if plan.denoising is not None else 0.75))
-                blended = Image.blend(resized, image, alpha)
-                if mask is not None:
-                    m = fit(mask, width, height, resize_mode).convert("L")
-                    if plan.req.get("inpainting_mask_invert"):
-                        m = ImageOps.invert(m)
-                    blended = Image.composite(blended, resized, m)
-                image = blended
-            finals.append(image)
+            image, masked = self._render_one(plan, key, inits[n % len(inits)] if inits else None, mask, width,
+                                             height)
+            if batch.ad is not None and plan.adetailer is not None:
+                ctx = self._ad_context(plan, k)
+                if plan.ad_orig is not None:  # skip img2img: ADetailer works on the first init image itself
+                    image = inits[0].convert("RGB")
+                    outcome = postprocess(image, plan.adetailer, ctx)
+                elif masked is not None:  # scripts see the sampled picture, before the overlay
+                    outcome = postprocess(masked.sampled, plan.adetailer, ctx)
+                    outcome.image = masked.finish(outcome.image)
+                else:
+                    outcome = postprocess(image, plan.adetailer, ctx)
+                batch.ad.append(outcome)
+            batch.finals.append(image)
             thumb = image.copy()
             thumb.thumbnail((128, 128))
-            thumbs.append(thumb)
-            keys.append(key)
-        return finals, thumbs, keys
+            batch.thumbs.append(thumb)
+            batch.keys.append(key)
+        return batch
+
+    def _render_one(self, plan: Plan, key: bytes, init: Image.Image | None, mask: Image.Image | None,
+                    width: int, height: int) -> tuple[Image.Image, Inpainted | None]:
+        """One image: txt2img's picture, img2img's blend with its init image, or the masked composite."""
+        scene = render_image(key, width, height, self.config.noise)
+        if init is None:
+            return scene, None
+        alpha = max(0.0, min(1.0, plan.denoising if plan.denoising is not None else 0.75))
+        resize_mode = plan.req.get("resize_mode") or 0
+        if mask is not None and plan.inpaint is not None:
+            masked = inpaint(init, mask, plan.inpaint, width, height,
+                             lambda start, _mask: Image.blend(start, scene, alpha), key,
+                             str(plan.opts.get("img2img_background_color") or "#ffffff"))
+            if masked is not None:
+                return masked.finish(), masked
+        return Image.blend(fit(init, width, height, resize_mode), scene, alpha), None
+
+    @staticmethod
+    def _ad_context(plan: Plan, k: int) -> ImageContext:
+        steps, width, height = plan.ad_orig or (plan.steps, plan.width, plan.height)
+        return ImageContext(prompt=plan.prompts[k], negative=plan.negatives[k], seed=plan.seeds[k], steps=steps,
+                            width=width, height=height, opts=plan.opts, inpaint_mask=plan.ad_limit)
 
 
 def image_key(plan: Plan, k: int) -> bytes:

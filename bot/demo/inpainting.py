@@ -33,8 +33,8 @@ from PIL import Image, ImageFilter, ImageOps
 
 from .images import fit, latent_noise
 
-__all__ = ["FILLS", "InpaintSettings", "crop_region", "expand_crop_region", "fill_masked", "inpaint",
-           "prepare_mask"]
+__all__ = ["FILLS", "InpaintSettings", "Inpainted", "crop_region", "expand_crop_region", "fill_masked",
+           "inpaint", "prepare_mask"]
 
 FILLS = ["fill", "original", "latent noise", "latent nothing"]
 """`inpainting_fill` 0..3 as the infotext's "Masked content" names them."""
@@ -51,22 +51,23 @@ class InpaintSettings:
 
     blur_x: int = 4
     blur_y: int = 4
-    fill: int = 0
+    fill: int | None = 0  # None (JSON null): filled like 0, but no "Masked content" key
     full_res: bool = True
-    padding: int = 0
+    padding: int | None = 0
     invert: bool = False
     round: bool = True
     resize_mode: int = 0
 
     @classmethod
     def from_request(cls, req: dict[str, Any]) -> InpaintSettings:
-        blur = req["mask_blur"]
+        """From a validated img2img request (SD.Next's has no `mask_blur_x`/`_y`/`mask_round`: defaults)."""
+        blur = req.get("mask_blur")
         # A1111's `mask_blur` setter takes only an int; otherwise the x/y fields stay
-        bx, by = (blur, blur) if isinstance(blur, int) else (req["mask_blur_x"] or 0, req["mask_blur_y"] or 0)
-        return cls(blur_x=bx, blur_y=by, fill=req["inpainting_fill"] if req["inpainting_fill"] is not None else 0,
-                   full_res=bool(req["inpaint_full_res"]), padding=req["inpaint_full_res_padding"] or 0,
-                   invert=bool(req["inpainting_mask_invert"]), round=req["mask_round"] is not False,
-                   resize_mode=req.get("resize_mode") or 0)
+        bx, by = (blur, blur) if isinstance(blur, int) else (req.get("mask_blur_x", 4) or 0,
+                                                             req.get("mask_blur_y", 4) or 0)
+        return cls(blur_x=bx, blur_y=by, fill=req.get("inpainting_fill", 0), full_res=bool(req.get("inpaint_full_res")),
+                   padding=req.get("inpaint_full_res_padding", 0), invert=bool(req.get("inpainting_mask_invert")),
+                   round=req.get("mask_round") is not False, resize_mode=req.get("resize_mode") or 0)
 
     @property
     def blur(self) -> int | None:
@@ -157,15 +158,42 @@ def _flatten(image: Image.Image, background: str = "#ffffff") -> Image.Image:
     return image.convert("RGB")
 
 
+class Inpainted:
+    """A masked img2img image: `sampled` at the processing size (what scripts' `postprocess_image` sees), and
+    `finish` to put a (possibly post-processed) sampled picture back into the init image."""
+
+    def __init__(self, sampled: Image.Image, base: Image.Image, overlay_mask: Image.Image,
+                 crop: tuple[int, int, int, int] | None):
+        self.sampled, self._base, self._overlay_mask, self._crop = sampled, base, overlay_mask, crop
+
+    def finish(self, sampled: Image.Image | None = None) -> Image.Image:
+        """`apply_overlay`: scaled back into the crop box (only masked), the init image composited over the
+        unmasked area."""
+        picture = self.sampled if sampled is None else sampled
+        base = self._base
+        if self._crop is not None:
+            x1, y1, x2, y2 = self._crop
+            out = Image.new("RGBA", base.size)
+            out.paste(fit(picture.convert("RGB"), x2 - x1, y2 - y1, 1), (x1, y1))
+        else:
+            out = picture.convert("RGBA")
+            if out.size != base.size:
+                out = out.resize(base.size, Image.Resampling.LANCZOS)
+        overlay = base.convert("RGBA")
+        overlay.putalpha(ImageOps.invert(self._overlay_mask.convert("L")))
+        out.alpha_composite(overlay)
+        return out.convert("RGB")
+
+
 def inpaint(init: Image.Image, mask: Image.Image, s: InpaintSettings, width: int, height: int,
-            content: Content, key: bytes, background: str = "#ffffff") -> Image.Image | None:
-    """One masked img2img image: `mask` is `prepare_mask`'s result. None when "only masked" finds a blank
+            content: Content, key: bytes, background: str = "#ffffff") -> Inpainted | None:
+    """One masked img2img image; `mask` is `prepare_mask`'s result. None when "only masked" finds a blank
     mask (the caller then runs plain img2img, as A1111 does)."""
     image = _flatten(init, background)
     crop = None
     if s.full_res:
         m = mask if mask.size == image.size else fit(mask, image.width, image.height, s.resize_mode)
-        box = crop_region(m, s.padding)
+        box = crop_region(m, s.padding or 0)
         if box is None:
             return None
         crop = expand_crop_region(box, width, height, m.width, m.height)
@@ -184,17 +212,4 @@ def inpaint(init: Image.Image, mask: Image.Image, s: InpaintSettings, width: int
     elif s.fill == 3:
         start = Image.composite(Image.new("RGB", (width, height), _LATENT_ZERO), start, latent)
     sampled = Image.composite(content(start, image_mask), start, latent)
-    if crop is not None:
-        x1, y1, x2, y2 = crop
-        out = Image.new("RGBA", base.size)
-        out.paste(fit(sampled, x2 - x1, y2 - y1, 1), (x1, y1))
-    else:
-        out = sampled.convert("RGBA")
-        if out.size != base.size:
-            out = out.resize(base.size, Image.Resampling.LANCZOS)
-    if overlay_mask.size != base.size:
-        overlay_mask = fit(overlay_mask, base.width, base.height, s.resize_mode)
-    overlay = base.convert("RGBA")
-    overlay.putalpha(ImageOps.invert(overlay_mask.convert("L")))
-    out.alpha_composite(overlay)
-    return out.convert("RGB")
+    return Inpainted(sampled, base, overlay_mask, crop)

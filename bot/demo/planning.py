@@ -10,9 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .adetailer import SCRIPT as ADETAILER_SCRIPT
+from .adetailer import Run as ADetailerRun
+from .adetailer import script_args as adetailer_script_args
 from .data import (
     ALWAYSON_SCRIPTS,
     EMBEDDINGS,
+    EXTENSION_SCRIPTS,
     IMG2IMG_ALWAYSON_SCRIPTS,
     IMG2IMG_SCRIPTS,
     SAMPLERS,
@@ -21,6 +25,7 @@ from .data import (
     VAES,
     DemoConfig,
 )
+from .inpainting import FILLS, InpaintSettings
 from .responses import ApiError, ErrorBodies
 from .sdnext import plan_hires as sdnext_plan_hires
 from .sdnext import resolve_sampler as sdnext_resolve_sampler
@@ -28,7 +33,6 @@ from .settings import Checkpoint, WebUISettings
 
 # Settings an API request may not override (A1111 drops them from override_settings).
 _PROTECTED_OPTIONS = ("api_enable_requests", "api_forbid_local_requests", "api_useragent")
-_INPAINTING_FILLS = ["fill", "original", "latent noise", "latent nothing"]
 
 
 class Lazy:
@@ -72,6 +76,14 @@ class Plan:
     mask: str | None = None
     vae: str | None = None
     switched: bool = False  # runs on another checkpoint than the loaded one (a model switch, and back)
+    inpaint: InpaintSettings | None = None
+    """img2img with a mask: the mask fields."""
+    adetailer: ADetailerRun | None = None
+    """The ADetailer extension's run when it is installed and enabled for this job."""
+    ad_orig: tuple[int, int, int] | None = None
+    """ADetailer "skip img2img": the job's (steps, width, height) before it set them to 1 and 128x128."""
+    ad_limit: Any = None
+    """ADetailer with "whole picture" inpainting: the img2img mask (PIL, processing size) detections must touch."""
 
 
 def resolve_sampler(name: str | None, scheduler: str | None, *, strict: bool) -> tuple[str, str | None] | None:
@@ -178,6 +190,8 @@ class Planner:
                     out_h=height // 8 * 8, sampler=sampler, schedule=schedule, cfg=float(req["cfg_scale"]),
                     model=model, opts=opts, extra={}, denoising=denoising, init_images=init_images)
         plan.switched = model is not self.settings.model
+        if "adetailer" in self.config.extensions:  # its process() runs before init(): its keys come first
+            self._plan_adetailer(plan)
         if kind == "txt2img" and req["enable_hr"]:
             if dialect_sdnext:
                 sdnext_plan_hires(plan, self.errors)
@@ -195,6 +209,7 @@ class Planner:
     def _check_scripts(self, req: dict[str, Any], kind: str) -> None:
         selectable = TXT2IMG_SCRIPTS if kind == "txt2img" else IMG2IMG_SCRIPTS
         alwayson = ALWAYSON_SCRIPTS if kind == "txt2img" else IMG2IMG_ALWAYSON_SCRIPTS
+        alwayson = [*alwayson, *(EXTENSION_SCRIPTS[name] for name in self.config.extensions)]
         script_name = req.get("script_name")
         if script_name and script_name.lower() not in selectable:
             raise self.errors.http_exception(422, f"Script '{script_name}' not found")
@@ -245,27 +260,51 @@ class Planner:
         return init_images
 
     def _plan_img2img(self, plan: Plan) -> None:
+        """The sampling steps, and the mask keys A1111's img2img `init()` writes, in its order. Keys that
+        depend on the mask's pixels ("Inpaint area" for a blank mask) are settled by the generator."""
         req, extra = plan.req, plan.extra
-        plan.mask = req["mask"]
+        extra["Denoising strength"] = plan.denoising  # init()'s first key (the infotext has its own slot)
+        plan.mask = req["mask"] or None  # A1111: `if mask:` (an empty string is no mask)
         if plan.denoising is not None:
             plan.sampling_steps = int(min(plan.denoising, 0.999) * max(1, plan.steps)) + 1
         if plan.mask is None:
             return
-        blur = req["mask_blur"]
-        if blur is not None:
-            extra["Mask blur"] = blur
-        elif req["mask_blur_x"] == req["mask_blur_y"]:
-            extra["Mask blur"] = req["mask_blur_x"]
-        else:
-            extra["Mask blur x"] = req["mask_blur_x"]
-            extra["Mask blur y"] = req["mask_blur_y"]
-        if req["inpainting_mask_invert"]:
+        s = plan.inpaint = InpaintSettings.from_request(req)
+        if s.invert:
             extra["Mask mode"] = "Inpaint not masked"
-        fill = req["inpainting_fill"]
-        extra["Masked content"] = _INPAINTING_FILLS[fill] if 0 <= (fill or 0) < 4 else None
-        if req["inpaint_full_res"]:
+        if s.blur_x > 0 or s.blur_y > 0:
+            extra["Mask blur"] = s.blur  # None (left out of the infotext) when x and y differ
+        if s.full_res:
             extra["Inpaint area"] = "Only masked"
-            extra["Masked area padding"] = req["inpaint_full_res_padding"]
+            extra["Masked area padding"] = s.padding
+        if s.fill in (0, 2, 3):
+            extra["Masked content"] = FILLS[s.fill]
+
+    def _plan_adetailer(self, plan: Plan) -> None:
+        """ADetailer's script args and `process()`: enabled or not, its infotext keys, skip img2img."""
+        req = plan.req
+        entries = [v for k, v in (req.get("alwayson_scripts") or {}).items() if str(k).lower() == ADETAILER_SCRIPT]
+        if not entries:
+            return
+        try:  # the UI reads `opts.data.get("ad_max_models", 2)`: its tab count
+            max_models = max(1, int(plan.opts.get("ad_max_models", 2)))
+        except (TypeError, ValueError):
+            max_models = 2
+        args: list[Any] | None = None
+        for entry in entries:  # like A1111's loop: a later key's args overwrite an earlier one's
+            args = adetailer_script_args(entry, max_models, self.errors, args)
+        assert args is not None
+        run = ADetailerRun.from_args(args, plan.kind == "img2img")
+        if not run.enabled:
+            return
+        if run.skip_img2img:
+            if req.get("mask"):  # "img2img inpainting with skip img2img is not supported"
+                return
+            plan.ad_orig = (plan.steps, plan.width, plan.height)
+            plan.steps, plan.sampler, plan.width, plan.height = 1, "Euler", 128, 128
+            plan.out_w, plan.out_h = 128, 128
+        plan.adetailer = run
+        plan.extra.update(run.extra_params())
 
     def _plan_hires(self, plan: Plan) -> None:
         req, extra = plan.req, plan.extra

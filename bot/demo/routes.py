@@ -9,8 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
+from .adetailer import MODELS as ADETAILER_MODELS
+from .adetailer import VERSION as ADETAILER_VERSION
 from .data import (
     EMBEDDINGS,
+    EXTENSION_SCRIPTS,
     IMG2IMG_SCRIPTS,
     LATENT_UPSCALE_MODES,
     SAMPLERS,
@@ -25,6 +28,7 @@ from .extras import Postprocessor, png_info
 from .gate import MISSING, RequestGate
 from .generation import Generator, build_info, build_infotext, render_generation_body
 from .images import decode_image, encode_png, grid
+from .interrogate import clip_caption, deepbooru_tags
 from .jobs import JobQueue
 from .planning import Planner
 from .responses import DemoResponse, json_response
@@ -39,6 +43,7 @@ from .state import ProgressState
 from .validation import (
     EXTRAS_FIELDS,
     IMG2IMG_FIELDS,
+    INTERROGATE_FIELDS,
     PNGINFO_FIELDS,
     TXT2IMG_FIELDS,
     not_a_dict_errors,
@@ -102,7 +107,16 @@ class CatalogueRoutes:
         return await self._list(request, EMBEDDINGS)
 
     async def scripts(self, request: web.Request) -> web.Response:
-        return await self._list(request, {"txt2img": TXT2IMG_SCRIPTS, "img2img": IMG2IMG_SCRIPTS})
+        extra = [EXTENSION_SCRIPTS[name] for name in self.config.extensions]  # extensions' scripts load last
+        return await self._list(request, {"txt2img": [*TXT2IMG_SCRIPTS, *extra],
+                                          "img2img": [*IMG2IMG_SCRIPTS, *extra]})
+
+    async def adetailer_version(self, request: web.Request) -> web.Response:
+        # ADetailer's own routes are bare `@app.get`s: no --api-auth
+        return await self._list(request, {"version": ADETAILER_VERSION}, auth=False)
+
+    async def adetailer_models(self, request: web.Request) -> web.Response:
+        return await self._list(request, {"ad_model": ADETAILER_MODELS}, auth=False)
 
     async def memory(self, request: web.Request) -> web.Response:
         return await self._list(request, {"ram": {"free": 24.0e9, "used": 8.0e9, "total": 32.0e9},
@@ -218,6 +232,30 @@ class JobRoutes:
         self._record(DemoResponse("extra-single-image", [base64.b64decode(image_b64)], [],
                                   {"html_info": html_info}, req))
         return json_response({"html_info": html_info, "image": image_b64})
+
+    async def interrogate(self, request: web.Request) -> web.Response:
+        """A1111 `interrogateapi`: decode (500 "Invalid encoded image"), then inside the queue lock the model
+        ("clip" runs as shared-state job "interrogate"; DeepDanbooru leaves the state alone; anything else is
+        404 "Model not found")."""
+        req = await self.gate.body(request, INTERROGATE_FIELDS, record=True)
+        try:
+            image = await asyncio.to_thread(lambda: decode_image(req["image"]).convert("RGB"))
+        except ValueError:
+            raise self.errors.http_exception(500, "Invalid encoded image") from None
+        model = req["model"]
+        caption_of = {"clip": clip_caption}
+        if self.config.deepdanbooru:
+            caption_of["deepdanbooru"] = deepbooru_tags
+
+        async def work() -> str:
+            if model not in caption_of:
+                raise self.errors.http_exception(404, "Model not found")
+            await asyncio.sleep(self.config.interrogate_seconds)
+            return await asyncio.to_thread(caption_of[model], image, dict(self.settings.options))
+
+        caption = await self.queue.submit("interrogate" if model == "clip" else None, work)
+        self._record(DemoResponse("interrogate", [], [], {"caption": caption}, req))
+        return json_response({"caption": caption})
 
     async def png_info(self, request: web.Request) -> web.Response:
         req = await self.gate.body(request, PNGINFO_FIELDS)

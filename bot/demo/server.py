@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gzip
 import logging
@@ -12,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .data import API, DemoConfig, Dialect
+from .data import API, EXTENSIONS, DemoConfig, Dialect
 from .form import DemoFormServer
 from .gate import RequestGate
 from .jobs import JobQueue
@@ -35,9 +36,11 @@ class DemoWebUI(DemoSite):
         self.dialect: Dialect = self.config.dialect
         self.state = ProgressState()
         self.received: list[tuple[str, dict]] = []
-        """(route, JSON body) of every generation/extras request, route like "txt2img", oldest first."""
+        """(route, JSON body) of every generation/extras/interrogate request, route like "txt2img" or
+        "interrogate", oldest first."""
         self.responses: list[DemoResponse] = []
-        """Every successful generation/extras answer, oldest first."""
+        """Every successful generation/extras/interrogate answer, oldest first (interrogate: no images,
+        `info` {"caption": ...})."""
         self.errors = ErrorBodies(self.dialect)
         self.settings = WebUISettings(self.config)
         self.queue = JobQueue(self.state)
@@ -115,7 +118,8 @@ class DemoWebUI(DemoSite):
         cat, jobs = self.catalogue_routes, self.job_routes
         post: dict[str, Handler] = {
             "txt2img": jobs.txt2img, "img2img": jobs.img2img, "extra-single-image": jobs.extra_single_image,
-            "png-info": jobs.png_info, "interrupt": cat.interrupt, "skip": cat.skip, "options": cat.set_options,
+            "png-info": jobs.png_info, "interrogate": jobs.interrogate, "interrupt": cat.interrupt, "skip": cat.skip,
+            "options": cat.set_options,
             "refresh-checkpoints": cat.null, "refresh-vae": cat.null, "refresh-loras": cat.null_noauth,
             "refresh-embeddings": cat.null,
         }
@@ -132,6 +136,15 @@ class DemoWebUI(DemoSite):
             get["version"] = cat.sdnext_version
         return post, get
 
+    def _extension_routes(self) -> dict[str, Handler]:
+        """GET routes the installed extensions add outside /sdapi (full paths)."""
+        cat = self.catalogue_routes
+        routes: dict[str, Handler] = {}
+        if "adetailer" in self.config.extensions:
+            routes["/adetailer/v1/version"] = cat.adetailer_version
+            routes["/adetailer/v1/ad_model"] = cat.adetailer_models
+        return routes
+
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=256 * 1024 * 1024)
         app[_DEMO_KEY] = self
@@ -141,6 +154,8 @@ class DemoWebUI(DemoSite):
             app.router.add_post(API + name, handler)
         for name, handler in get.items():
             app.router.add_get(API + name, handler)  # starlette also answers HEAD on GET routes
+        for path, handler in self._extension_routes().items():
+            app.router.add_get(path, handler)
         return app
 
     async def _cancel_jobs(self, _app: web.Application) -> None:
@@ -209,23 +224,32 @@ async def serve(host: str, port: int, config: DemoConfig) -> None:
         await demo.stop()
 
 
+def parser() -> argparse.ArgumentParser:
+    """`python -m bot.demo`'s options (`sdcord demo-webui` has the same demo ones)."""
+    p = argparse.ArgumentParser(description="sdcord demo Stable Diffusion WebUI (no GPU)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--step-delay", type=float, default=0.05)
+    p.add_argument("--api-auth", default=None, help="user:pass")
+    p.add_argument("--dialect", choices=["a1111", "forge", "sdnext"], default="a1111")
+    p.add_argument("--kind", choices=["webui", "form"], default="webui",
+                   help="webui: the A1111 API; form: a form-encoded API server (WEBUI_URL=form+http://...)")
+    p.add_argument("--extension", action="append", choices=EXTENSIONS, default=[], metavar="NAME",
+                   help=f"install a demo extension (repeatable): {', '.join(EXTENSIONS)}")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> DemoConfig:
+    auth = tuple(args.api_auth.split(":", 1)) if args.api_auth else None
+    return DemoConfig(step_delay=args.step_delay, auth=auth, dialect=args.dialect,  # type: ignore[arg-type]
+                      kind=args.kind, extensions=tuple(args.extension))
+
+
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual use
     """`python -m bot.demo`: the demo WebUI alone, with a few options."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="sdcord demo Stable Diffusion WebUI (no GPU)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--step-delay", type=float, default=0.05)
-    parser.add_argument("--api-auth", default=None, help="user:pass")
-    parser.add_argument("--dialect", choices=["a1111", "forge", "sdnext"], default="a1111")
-    parser.add_argument("--kind", choices=["webui", "form"], default="webui",
-                        help="webui: the A1111 API; form: a form-encoded API server (WEBUI_URL=form+http://...)")
-    args = parser.parse_args(argv)
-    auth = tuple(args.api_auth.split(":", 1)) if args.api_auth else None
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    config = DemoConfig(step_delay=args.step_delay, auth=auth, dialect=args.dialect,  # type: ignore[arg-type]
-                        kind=args.kind)
+    config = config_from_args(args)
     try:
         asyncio.run(serve(args.host, args.port, config))
     except KeyboardInterrupt:

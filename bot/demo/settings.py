@@ -7,6 +7,7 @@ import hashlib
 import re
 from typing import Any
 
+from .adetailer import OPTIONS as ADETAILER_OPTIONS
 from .data import DemoConfig, default_options
 from .responses import ErrorBodies
 from .sdnext import OPTIONS as SDNEXT_OPTIONS
@@ -63,6 +64,8 @@ class WebUISettings:
         self.options = default_options()
         if config.dialect == "sdnext":
             self.options.update(SDNEXT_OPTIONS)
+        if "adetailer" in config.extensions:
+            self.options.update(ADETAILER_OPTIONS)
         self.options["show_progress_every_n_steps"] = config.preview_every
         self.model: Checkpoint | None = None
         chosen = self.find_checkpoint(config.checkpoint) if config.checkpoint else None

@@ -85,6 +85,10 @@ EXTRAS_FIELDS: list[Field] = [
     Field("image", "s", "", nullable=False),
 ]
 PNGINFO_FIELDS: list[Field] = [Field("image", "s", None, nullable=False, required=True)]
+INTERROGATE_FIELDS: list[Field] = [  # `InterrogateRequest`: both non-Optional str with defaults
+    Field("image", "s", "", nullable=False),
+    Field("model", "s", "clip", nullable=False),
+]
 
 _BOOL_TRUE = {1, "1", "on", "t", "true", "y", "yes"}
 _BOOL_FALSE = {0, "0", "off", "f", "false", "n", "no"}

@@ -29,6 +29,7 @@ from bot.text import Opt, T
 
 from .catalog import catalogs, lang_of
 from .components import SDModal
+from .errors import refusal_text
 from .render import escape, say
 
 if TYPE_CHECKING:
@@ -455,7 +456,7 @@ class Actions:
         except (OptionError, Refused) as exc:
             # No interaction to answer privately: a short notice to the reacting user that cleans itself up.
             books = catalogs()
-            text = books.render(lang, exc.message) if isinstance(exc, Refused) else books.join(lang, exc.problems)
+            text = refusal_text(lang, exc) if isinstance(exc, Refused) else books.join(lang, exc.problems)
             await channel.send(f"<@{payload.user_id}> {text}"[:2000], delete_after=20,
                                allowed_mentions=discord.AllowedMentions(users=[discord.Object(payload.user_id)]))
         except discord.HTTPException as exc:

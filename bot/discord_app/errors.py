@@ -64,10 +64,7 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         message, private = books.join(lang, original.problems), True
     elif isinstance(original, Refused):
         log.info("[%s] /%s refused by the %s limit (%s)", error_id, command, original.limit, who)
-        retry_at = discord.utils.utcnow() + dt.timedelta(seconds=original.retry_in)
-        message = "⏳ " + books.get(lang, "refuse.try_again", reason=original.message,
-                                    when=discord.utils.format_dt(retry_at, "R"))
-        private = True
+        message, private = refusal_text(lang, original), True
     elif isinstance(original, WebUIError | JobFailed | StorageError):
         log.warning("[%s] /%s %s (%s): %s | %s", error_id, command, type(original).__name__, who, original.message,
                     original.detail)
@@ -84,3 +81,10 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
         log.error("[%s] /%s failed (%s)", error_id, command, who, exc_info=original)
         message = books.get(lang, "error.internal", error_id=error_id)
     await tell_user(interaction, message[:1990], private=private)
+
+
+def refusal_text(lang: str, refused: Refused) -> str:
+    """A limit's refusal: why, and when to try again (a Discord timestamp, shown in the reader's time zone)."""
+    retry_at = discord.utils.utcnow() + dt.timedelta(seconds=refused.retry_in)
+    return "⏳ " + catalogs().get(lang, "refuse.try_again", reason=refused.message,
+                                  when=discord.utils.format_dt(retry_at, "R"))

@@ -93,7 +93,8 @@ async def login_or_exit(client: discord.Client, settings: Settings) -> None:
         raise SystemExit(1) from None
 
 
-async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05, kind: str = "webui") -> None:
+async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float = 0.05, kind: str = "webui",
+                  extensions: tuple[str, ...] = ()) -> None:
     prepare_process(settings)
     demo_server = None
     if demo:
@@ -104,7 +105,7 @@ async def run_bot(settings: Settings, *, demo: bool = False, step_delay: float =
             await form.start("127.0.0.1", 0)
             demo_server, url = form, form.backend_url
         else:
-            demo_server = DemoWebUI(DemoConfig(step_delay=step_delay))
+            demo_server = DemoWebUI(DemoConfig(step_delay=step_delay, extensions=extensions))
             url = await demo_server.start("127.0.0.1", 0)
         settings = dataclasses.replace(settings, webui_url=url, webui_auth=None, webui_given=True)
         log.info("Demo %s running at %s", "form API server" if kind == "form" else "WebUI", url)

@@ -93,6 +93,12 @@ def adapt_payload(flavour: str | None, payload: dict[str, Any]) -> dict[str, Any
         sigma = sdnext_sigma(payload.get("sampler_name"), payload.get("scheduler")) or "default"
         out["override_settings"] = {**(payload.get("override_settings") or {}), "schedulers_sigma": sigma}
         out.setdefault("override_settings_restore_afterwards", True)
+    overrides = dict(out.get("override_settings") or {})
+    if "CLIP_stop_at_last_layers" in overrides:
+        # SD.Next reads clip skip from its own request field (`processing_class.clip_skip`); the A1111 option
+        # is an unused compatibility setting there.
+        out["clip_skip"] = overrides.pop("CLIP_stop_at_last_layers")
+        out["override_settings"] = overrides
     if out.get("enable_hr"):
         out.setdefault("hr_resize_mode", _SDNEXT_HIRES_FIXED)
         upscaler = out.get("hr_upscaler")

@@ -233,3 +233,12 @@ def test_sampler_not_found_gets_a_plain_message(name: str, status: int) -> None:
     assert isinstance(err, WebUIResponseError) and err.status == status
     assert err.message == T("failure.sampler_not_found") and err.detail == "Sampler not found"
     assert english(err.message) == "The image server doesn't have that sampler; pick one from the list."
+
+
+def test_sdnext_gets_clip_skip_in_its_own_field() -> None:
+    payload = build_request(DrawOptions(prompt="x", clip_skip=2, model="m"), SETTINGS).payload
+    sent = adapt_payload("sdnext", payload)
+    assert sent["clip_skip"] == 2 and "CLIP_stop_at_last_layers" not in sent["override_settings"]
+    assert sent["override_settings"]["sd_model_checkpoint"] == "m"
+    assert payload["override_settings"]["CLIP_stop_at_last_layers"] == 2  # the stored payload is unchanged
+    assert adapt_payload("a1111", payload) is payload
