@@ -13,8 +13,8 @@ from typing import Any
 from bot.text import Text, text_from_json
 
 __all__ = [
-    "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DescribeRequest", "DrawRequest", "InteractionRef", "Job", "JobProgress", "JobState",
-    "Origin", "PayloadFacts", "Request", "Ticket", "UpscaleRequest", "request_from_record",
+    "DEFAULT_UPLOAD_LIMIT", "FINAL_STATES", "DescribeRequest", "DrawRequest", "InteractionRef", "Job", "JobProgress",
+    "JobState", "Origin", "PayloadFacts", "Request", "Ticket", "UpscaleRequest", "request_from_record",
 ]
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts

@@ -10,6 +10,7 @@ same punctuation.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -44,20 +45,26 @@ def parse_words(raw: str) -> list[str]:
     return out
 
 
-def _pattern(word: str) -> re.Pattern[str]:
-    if _CJK.search(word):
-        return re.compile(re.escape(word).replace(r"\ ", r"\s*"))
-    inner = r"\s+".join(re.escape(w) for w in word.split(" "))
-    return re.compile(rf"(?<!\w){inner}(?!\w)")
+@functools.lru_cache(maxsize=256)
+def _matchers(words: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One pattern for the whole words (Latin & co.) and one for the CJK words of a list, compiled once per
+    list: a check is then two scans of the prompt, whatever the list's length."""
+    whole, anywhere = [], []
+    for word in sorted({normalise(w) for w in words if normalise(w)}, key=len, reverse=True):
+        if _CJK.search(word):
+            anywhere.append(re.escape(word).replace(r"\ ", r"\s*"))
+        else:
+            whole.append(r"\s+".join(re.escape(w) for w in word.split(" ")))
+    return (re.compile(rf"(?<!\w)(?:{'|'.join(whole)})(?!\w)") if whole else None,
+            re.compile("|".join(anywhere)) if anywhere else None)
 
 
 def blocked(text: str, words: Iterable[str]) -> bool:
     """Whether `text` holds one of `words` (see the module's rules). A Latin word is looked for with CJK
     characters counted as spaces: Chinese and Japanese prompts put English words right against their own
     ("一个nude女孩")."""
+    whole, anywhere = _matchers(tuple(words))
     haystack = normalise(text)
-    spaced = _CJK.sub(" ", haystack)
-    for word in (normalise(w) for w in words):
-        if word and _pattern(word).search(haystack if _CJK.search(word) else spaced):
-            return True
-    return False
+    if anywhere is not None and anywhere.search(haystack):
+        return True
+    return whole is not None and whole.search(_CJK.sub(" ", haystack)) is not None

@@ -54,6 +54,7 @@ class Limits:
     nsfw_mode: str  # "off" | "safe" | "refuse"
     private: bool  # no server's settings apply here (PRIVATE_CONTEXTS / PRIVATE_NSFW do)
     refused: Any = None  # why no job can start here (a Text), or None
+    daily: int = 0  # jobs per UTC day here (0: no daily limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +139,10 @@ class Preparer:
         if policy is None and not place.private:
             policy = await self.prefs.server_policy(place.guild_id)
         settings = policy.effective(self.settings) if policy is not None else self.settings
+        daily = policy.daily(self.settings) if policy is not None and not place.private else self.settings.daily_limit
         return Limits(settings.max_steps, settings.max_pixels, settings.max_batch, self.settings.rate_limit,
                       self.settings.max_queued_per_user, policy.nsfw_mode if policy else "off", place.private,
-                      refused)
+                      refused, daily)
 
     async def finalize(self, built: BuiltPayload) -> BuiltPayload:
         """Make sure names were checked against the WebUI's lists (may call the WebUI)."""
@@ -191,8 +193,9 @@ class Preparer:
     ) -> tuple[DrawOptions, str | None]:
         """What to run again: the stored job's request, else the request rebuilt from the image's own
         WebUI parameters (any PNG made by a WebUI, even elsewhere). With `variation`, image `index`'s
-        seed is kept and a random variation seed is added at that strength; `same_seed` keeps that seed alone. Returns (options, the
-        stored job id or None). Raises OptionError when there is nothing to rerun."""
+        seed is kept and a random variation seed is added at that strength; `same_seed` keeps that seed
+        alone (Zoom out). Returns (options, the stored job id or None). Raises OptionError when there is
+        nothing to rerun."""
         record = await self._find(job_id=job_id, message_id=message_id)
         if record is not None and record.kind in ("txt2img", "img2img"):
             options = options_from_payload(record.payload, new_seed=new_seed and not (variation or same_seed))
@@ -224,24 +227,17 @@ class Preparer:
                 return options, None
         raise OptionError([T("problem.nothing_to_rerun")])
 
-    async def zoom_options(self, *, job_id: str | None, message_id: int | None, index: int, factor: float,
-                           place: Place, image: Callable[[], Awaitable[tuple[bytes, tuple[int, int]]]],
-                           images: Callable[[], Awaitable[list[bytes]]]) -> tuple[DrawOptions, str | None]:
-        """Zoom out of image `index` of a job: its request (prompt, model, sampler...) with that image's seed,
-        as img2img of the picture centred on a canvas `factor` times larger, fitted to the place's MAX_PIXELS,
-        with only the new border masked. Raises OptionError."""
-        options, parent = await self.rerun_options(job_id=job_id, message_id=message_id, images=images,
-                                                   index=index, new_seed=False, same_seed=True)
-        data, _ = await image()
+    async def zoom_out(self, options: DrawOptions, image: bytes, factor: float, place: Place) -> DrawOptions:
+        """Zoom out of `image` (one result of the job `options` came from, with that image's seed: see
+        `rerun_options(same_seed=True)`): img2img of the picture centred on a canvas `factor` times larger,
+        fitted to the place's MAX_PIXELS, with only the new border masked; the job's prompt, model, sampler."""
         limits = await self.limits_for(place)
-        canvas = await asyncio.to_thread(outpaint_canvas, data, factor, limits.max_pixels)
-        del data
+        canvas = await asyncio.to_thread(outpaint_canvas, image, factor, limits.max_pixels)
         width, height = canvas.size
-        options = dataclasses.replace(
+        return dataclasses.replace(
             options, init_image=canvas.canvas, init_size=canvas.size, mask=canvas.mask, width=width, height=height,
             strength=ZOOM_STRENGTH, hires=None, batch=1, variation_strength=None, aspect=None,
             defaulted=options.defaulted - {"width", "height", "batch"})
-        return options, parent
 
     async def describe_again(self, record: JobRecord) -> DescribeInput:
         """A stored /describe job's image (Retry of a failed one). Raises OptionError when it is gone."""

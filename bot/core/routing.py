@@ -116,8 +116,8 @@ class Router:
             if best is None or len(gaps) < len(best):
                 best = gaps
         if best:
-            problems = [T("problem.no_backend", options=[Opt(g) for g in best if g != "fix_faces"])] if any(
-                g != "fix_faces" for g in best) else []
+            others = [g for g in best if g != "fix_faces"]
+            problems = [T("problem.no_backend", options=[Opt(g) for g in others])] if others else []
             if "fix_faces" in best:  # say what it takes: the extension, not a setting the user can change
                 problems.append(T("problem.no_adetailer", option=Opt("fix_faces")))
             raise OptionError(problems)

@@ -371,12 +371,18 @@ class Actions:
             raise OptionError([T("problem.no_image_n", number=index + 1)])
         check_declared(images[index], "image", self.engine.settings.max_input_image_bytes)
         place = place_of(interaction)
+        preparer = self.engine.preparer
         await self.defer(interaction, thinking=True)
-        options, parent = await self.engine.preparer.zoom_options(
-            job_id=job_id, message_id=interaction.message.id, index=index, factor=factor, place=place,
-            image=lambda: load_checked(images[index], "image"),
-            images=_attachment_loader(_images_only(interaction.message.attachments)))
-        await self.rerun(interaction, options, parent=parent)
+        options, parent = await preparer.rerun_options(job_id=job_id, message_id=interaction.message.id,
+                                                       index=index, new_seed=False, same_seed=True,
+                                                       images=_attachment_loader(images))
+
+        async def prepare() -> BuiltPayload:  # admitted first: the download and the canvas cost something
+            data, _ = await load_checked(images[index], "image")
+            zoomed = await preparer.zoom_out(options, data, factor, place)
+            return await preparer.finalize(await preparer.prepare_for(zoomed, place))
+
+        await self._start(origin_of(interaction, parent_id=parent), prepare)
 
     async def _upscale_button(self, interaction: discord.Interaction[SDBot], job_id: str, index: int) -> None:
         assert interaction.message is not None

@@ -23,6 +23,7 @@ from .catalog import catalogs, lang_of
 from .components import CancelButton, ResultButton
 from .delivery import Deliveries
 from .errors import report_error
+from .history import HistoryPageButton, HistoryRerunButton
 from .i18n import CommandTranslator
 from .render import say
 
@@ -151,7 +152,6 @@ class SDBot(ClosesWithoutLoss, commands.Bot):
         self._engine_started = True
         for job in self.engine.restored:  # bring every job's message up to date; deliver what ended
             self.deliveries.follow(job)
-        from .history import HistoryPageButton, HistoryRerunButton  # /history's, persistent like the rest
         self.add_dynamic_items(CancelButton, ResultButton, HistoryPageButton, HistoryRerunButton)
         for ext in INITIAL_EXTENSIONS:
             await self.load_extension(ext)

@@ -10,18 +10,17 @@ its job gets a new public message, as a Reroll button's does."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.core.jobs import Job, Request, request_from_record
+from bot.core.jobs import request_from_record
 from bot.core.store import JobRecord
 
 from .catalog import lang_of
 from .components import JOB_ID
 from .errors import report_error
-from .render import escape, say, title_of
+from .render import escape, request_title, say
 
 if TYPE_CHECKING:
     from bot.core.engine import Engine
@@ -49,20 +48,13 @@ def result_link(record: JobRecord) -> str | None:
     return f"https://discord.com/channels/{record.guild_id or '@me'}/{record.channel_id}/{message_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Shown:
-    """What `render.title_of` reads of a job (its request), for a stored job that is not in memory."""
-
-    request: Request
-
-
 def _title(lang: str, record: JobRecord) -> str:
     """The title the bot gives the job elsewhere: its prompt, or what an upscale did."""
     try:
         request = request_from_record(record.kind, record.payload, record.extra or {})
     except (KeyError, TypeError, ValueError):  # a record written by another version: its prompt, if any
         return str((record.payload or {}).get("prompt") or "")
-    return title_of(lang, cast(Job, _Shown(request)))
+    return request_title(lang, request)
 
 
 def _entry(lang: str, number: int, record: JobRecord) -> str:

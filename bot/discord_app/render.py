@@ -33,6 +33,7 @@ __all__ = [
     "prompt_line",
     "render_suggestions",
     "render_summary",
+    "request_title",
     "say",
     "seconds",
     "status_text",
@@ -79,7 +80,12 @@ def escape(text: str, limit: int = PROMPT_CHARS) -> str:
 
 def title_of(lang: str, job: Job) -> str:
     """What a job is: its prompt, or for an upscale the factor and the upscaler."""
-    request = job.request
+    return request_title(lang, job.request)
+
+
+def request_title(lang: str, request: Any) -> str:
+    """What a request is (also one read back from the store): its prompt, an upscale's factor and upscaler,
+    or "describing an image"."""
     if request.kind == "upscale":
         return say(lang, "summary.upscale_job", factor=f"{request.scale:g}", upscaler=request.upscaler)
     if request.kind == "describe":
@@ -253,6 +259,8 @@ def help_text(lang: str, limits: Any) -> str:
             count=rate_count, period=say(lang, period(rate_per)), queued=limits.max_queued),
         say(lang, f"help.nsfw.{limits.nsfw_mode}"),
     ]
+    if limits.daily:
+        lines.insert(-1, say(lang, "help.daily", count=limits.daily))
     if limits.private:
         lines.append(say(lang, "help.private"))
     if limits.refused is not None:

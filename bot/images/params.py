@@ -365,6 +365,10 @@ def format_draw_command(options: Any, *, limit: int = DISCORD_MESSAGE_LIMIT) -> 
     add("model", values.get("model"))
     if values.get("batch") is not None and values.get("batch") != 1:
         add("batch", values.get("batch"))
+    add("clip_skip", values.get("clip_skip"))
+    for flag in ("tiling", "fix_faces"):  # booleans: only when on
+        if values.get(flag):
+            add(flag, "True")
     tail = "".join(rest)
 
     head, neg_label = "/draw prompt:", " negative_prompt:"

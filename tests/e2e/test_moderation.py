@@ -326,6 +326,7 @@ async def test_a_servers_own_daily_limit_applies_there_only(env: Any) -> None:
     fake, demo, _ = env
     text = await say(fake, fake.admin, "settings caps", {"daily_limit": 1})
     assert t("en", "settings.saved") in text and "**Daily limit**: 1 job per person per day (UTC)" in text
+    assert "**Daily limit**: 1 job per person per day (UTC)" in await say(fake, fake.alice, "help", {})
     await draw(fake, fake.alice, "a red fox")
     assert_daily_refusal(await refused_draw(fake, fake.alice, "a blue fox"), 1, server=True)
     await draw(fake, fake.alice, "a fox in a DM", channel=fake.dm_channel(fake.alice))  # not this server's

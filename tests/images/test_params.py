@@ -119,7 +119,7 @@ def test_describe_hires_keeps_size_as_written_and_lists_no_injected_defaults() -
     assert not names & {"Size-1", "Hires resize-1", "RNG", "Emphasis", "Hires sampler", "Mask mode"}
     assert view.draw_command == (
         "/draw prompt:portrait of an astronaut, (detailed:1.2) negative_prompt:lowres steps:20 cfg_scale:6.5 "
-        "seed:42 width:512 height:768 sampler:DPM++ 2M scheduler:Karras model:v1-5-pruned-emaonly"
+        "seed:42 width:512 height:768 sampler:DPM++ 2M scheduler:Karras model:v1-5-pruned-emaonly clip_skip:2"
     )
 
 
@@ -492,3 +492,9 @@ def test_options_clip_skip_tiling_and_adetailer_round_trip() -> None:
     assert (opts.clip_skip, opts.tiling, opts.fix_faces) == (3, True, True)
     plain = options_from_infotext("a knight\nSteps: 20, Seed: 5, Size: 512x512")
     assert (plain.clip_skip, plain.tiling, plain.fix_faces) == (None, False, False)
+
+
+def test_the_draw_line_carries_clip_skip_tiling_and_fix_faces() -> None:
+    view = describe("a tile\nSteps: 20, Seed: 3, Size: 512x512, Clip skip: 2, Tiling: True, "
+                    "ADetailer model: face_yolov8n.pt, ADetailer version: 25.3.0")
+    assert view.draw_command.endswith(" clip_skip:2 tiling:True fix_faces:True")
