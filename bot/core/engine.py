@@ -68,7 +68,7 @@ class Engine:
         self.catalogue = CatalogueCache(self.clients)
         self.router = Router(self.clients, self.catalogue)
         self.files = DataFiles(settings.data_dir)
-        self.generator = Generator(self.files)
+        self.generator = Generator(self.files, inputs=self.load_input)
         self.prefs = Preferences(read_through=self.shared)  # other gateways change them too
         rate, per = settings.rate_limit
         options = dict(rate=rate, per=per, clock=clock, retention=settings.job_retention,
@@ -81,7 +81,8 @@ class Engine:
         self.metrics = Metrics()
         self.metrics.watch(self.scheduler)
         self._metrics_server: MetricsServer | None = None
-        self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job)
+        self.preparer = Preparer(settings, self.catalogue, self.prefs, self.files, self.find_job,
+                                 inputs=self.load_input)
         self._book: JobBook | None = None
         self.restored: list[Job] = []  # undelivered jobs found at start
         self.quota: DailyQuota | None = None  # jobs per user per UTC day (one process; a shared queue counts in SQL)
@@ -273,22 +274,48 @@ class Engine:
         """The request as it is kept: input images go to the data dir by content, without their metadata
         (what the WebUI will get; an upscale's infotext was read from the original bytes before)."""
         if isinstance(request, DescribeInput):
-            return DescribeRequest(await asyncio.to_thread(self._keep_input, request.image))
+            return DescribeRequest(await self._keep(request.image))
         if isinstance(request, UpscaleInput):
-            digest = await asyncio.to_thread(self._keep_input, request.image)
+            digest = await self._keep(request.image)
             return UpscaleRequest(digest, request.infotext, request.scale, request.upscaler,
                                   request.source_job, request.index)
         digest = mask = None
         if request.init_image is not None:
-            digest = await asyncio.to_thread(self._keep_input, request.init_image)
+            digest = await self._keep(request.init_image)
         if request.mask is not None:
-            mask = await asyncio.to_thread(self._keep_input, request.mask)
+            mask = await self._keep(request.mask)
         return DrawRequest(dict(request.payload), tuple(request.notes), request.spoiler, digest,
                            asked=tuple(sorted(request.asked)), mask=mask)
 
-    def _keep_input(self, data: bytes) -> str:
+    async def _keep(self, data: bytes) -> str:
+        """Keep an input image by content, without its metadata (stripped in a thread); in a shared queue also
+        in the database, before the job is, so whichever worker takes the job can read it."""
+        digest, stripped = await asyncio.to_thread(self._keep_input, data)
+        if self.shared:
+            try:
+                await self.book.store.put_input(digest, stripped)
+            except DB_ERRORS as exc:
+                raise unavailable(exc) from exc
+        return digest
+
+    def _keep_input(self, data: bytes) -> tuple[str, bytes]:
         """In a worker thread: strip the input image's metadata and keep it by content."""
-        return self.files.save_input(without_metadata(data))
+        stripped = without_metadata(data)
+        return self.files.save_input(stripped), stripped
+
+    async def load_input(self, digest: str) -> bytes | None:
+        """A kept input image: from the data dir, else (a shared queue: kept by another process) from the
+        database, then kept here too. None when it is nowhere."""
+        data = await asyncio.to_thread(self.files.load_input, digest)
+        if data is None and self.shared and self._book is not None:
+            try:
+                data = await self._book.store.get_input(digest)
+            except DB_ERRORS as exc:
+                log.warning("Input %s could not be read from the database: %r", digest[:12], exc)
+                return None
+            if data is not None:
+                await asyncio.to_thread(self.files.save_input, data)
+        return data
 
     async def _run_job(self, job: Job, client: Backend) -> Outcome:
         request, limit = job.request, job.origin.filesize_limit

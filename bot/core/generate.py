@@ -148,14 +148,15 @@ def _params_of(infotext: str | None) -> dict[str, Any]:
 class Generator:
     """Runs requests on a WebUI client and numbers and fits the images."""
 
-    def __init__(self, files: DataFiles) -> None:
+    def __init__(self, files: DataFiles, *, inputs: Callable[[str], Awaitable[bytes | None]] | None = None) -> None:
         self.files = files
+        self._load = inputs  # where job inputs are read (the engine's: the data dir, else a shared database)
         self._counter_lock = asyncio.Lock()
         self.numbers: Callable[[int], Awaitable[int]] | None = None  # else the data dir's counter file
         self._no_tags: set[str] = set()  # backends whose interrogate has no deepdanbooru
 
     async def _input(self, digest: str) -> bytes:
-        data = await asyncio.to_thread(self.files.load_input, digest)
+        data = await (self._load(digest) if self._load else asyncio.to_thread(self.files.load_input, digest))
         if data is None:
             raise JobInterrupted(T("failure.input_gone"))
         return data

@@ -128,10 +128,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     """,
     # 3: a user's jobs by time, for /history (newest first, a page at a time) and quotas (jobs since a time);
-    # the same index as SQLite's version 5. A reservation's server, for a server's own daily limit.
+    # the same index as SQLite's version 5. A reservation's server, for a server's own daily limit. Input
+    # images (img2img, Zoom out's canvas and mask, /upscale, /describe) by content, so a worker on another
+    # machine can read what a gateway accepted.
     """
     CREATE INDEX jobs_by_user_created ON jobs (user_id, created_at);
     ALTER TABLE reservations ADD COLUMN guild_id BIGINT;
+    CREATE TABLE inputs (
+        digest TEXT PRIMARY KEY,
+        data BYTEA NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    );
     """,
 )
 
@@ -286,6 +293,15 @@ class PgJobStore:
     async def unfinished(self) -> list[JobRecord]:
         """Jobs still queued or running."""
         return [r for r in await self.undelivered() if r.status in ("queued", "running")]
+
+    async def put_input(self, digest: str, data: bytes) -> None:
+        """Keep a job's input image (its sha256 `digest`) where every process can read it."""
+        await self._pool.execute("INSERT INTO inputs (digest, data, created_at) VALUES ($1, $2, $3) "
+                                 "ON CONFLICT (digest) DO NOTHING", digest, data, time.time())
+
+    async def get_input(self, digest: str) -> bytes | None:
+        data = await self._pool.fetchval("SELECT data FROM inputs WHERE digest = $1", digest)
+        return bytes(data) if data is not None else None
 
     async def history(self, user_id: int, *, limit: int, offset: int = 0) -> list[JobRecord]:
         """A user's jobs, newest first (created_at, then seq, descending): `limit` of them after `offset`.

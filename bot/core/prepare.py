@@ -80,7 +80,9 @@ class DescribeInput:
 
 class Preparer:
     def __init__(self, settings: Settings, catalogue: CatalogueCache, prefs: Preferences, files: DataFiles,
-                 find: Callable[..., Awaitable[JobRecord | None]]) -> None:
+                 find: Callable[..., Awaitable[JobRecord | None]], *,
+                 inputs: Callable[[str], Awaitable[bytes | None]] | None = None) -> None:
+        self._load = inputs  # where kept inputs are read (else the data dir)
         self.settings = settings
         self.catalogue = catalogue
         self.prefs = prefs
@@ -258,7 +260,7 @@ class Preparer:
 
     async def _stored_input(self, digest: str) -> tuple[bytes, tuple[int, int]]:
         """A stored job input and its size, read and checked in a thread; OptionError when it is gone."""
-        data = await asyncio.to_thread(self.files.load_input, digest)
+        data = await (self._load(digest) if self._load else asyncio.to_thread(self.files.load_input, digest))
         if data is None:
             raise OptionError([T("problem.input_gone")])
         _, width, height = await asyncio.to_thread(png.check_upload, data, max_pixels=MAX_INPUT_PIXELS)

@@ -283,3 +283,49 @@ async def test_with_no_worker_jobs_say_so_and_fail_after_the_wait_limit(fake_dis
         assert row["status"] == "failed" and row["delivered_at"] is not None
     finally:
         await stop_all(gw)
+
+
+async def test_inputs_travel_to_workers_on_other_machines_and_the_daily_limit_holds(
+        fake_discord: Any, demo_webui_factory: Any, tmp_path: Path, database: str) -> None:
+    """A gateway and a worker with separate data dirs (as on two machines): /describe's upload and Zoom out's
+    canvas and mask, kept by the gateway, reach the worker through the database; DAILY_LIMIT is counted in
+    the database."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from tests.support.harness import button
+
+    fake = fake_discord
+    demo = await demo_webui_factory(step_delay=0.0)
+    gw = gateway(fake, tmp_path, database, "gateway", DAILY_LIMIT="3")
+    w1 = worker(fake, tmp_path, database, "w1", demo.url, DAILY_LIMIT="3")
+    try:
+        await gw.start()
+        await start_worker(w1)
+        buf = io.BytesIO()
+        Image.new("RGB", (192, 128), (230, 200, 20)).save(buf, format="PNG")
+        ix = await fake.invoke(fake.alice, fake.channel, "describe",
+                               {"image": fake.make_attachment(buf.getvalue(), "yellow.png", "image/png")})
+        await ix.wait_for(lambda i: i.original is not None and "sdcord:prompt:" in str(i.original.components),
+                          timeout=60)
+        sent = [body for route, body in demo.received if route == "interrogate"][0]
+        assert Image.open(io.BytesIO(base64.b64decode(sent["image"]))).size == (192, 128)
+
+        first = await draw(fake, fake.alice, fake.channel, "a yellow field", seed=3, width=256, height=256)
+        await first.wait_for(lambda i: bool(results(i.original)), timeout=60)
+        zoom = await fake.click(fake.alice, first.original, button(first.original, "zoom2"))
+        await zoom.wait_for(lambda i: bool(results(i.original)), timeout=60)
+        route, body = demo.received[-1]
+        assert route == "img2img" and (body["width"], body["height"]) == (512, 512) and body["mask"]
+        kept_by_gateway = {p.name for p in (tmp_path / "gateway" / "data" / "inputs").iterdir()}
+        read_by_worker = {p.name for p in (tmp_path / "w1" / "data" / "inputs").iterdir()}
+        assert len(kept_by_gateway) == 3 and read_by_worker == kept_by_gateway  # upload, canvas, mask
+
+        refused = await draw(fake, fake.alice, fake.channel, "a fourth job today")
+        await refused.wait_for(lambda i: i.original is not None and bool(i.original.content), timeout=20)
+        text = refused.original.content
+        assert refused.ephemeral and "3 jobs for today" in text and "<t:" in text
+    finally:
+        await stop_all(gw, w1)
