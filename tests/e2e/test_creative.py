@@ -115,6 +115,15 @@ async def test_fix_faces_uses_adetailer_where_the_webui_has_it_and_is_refused_wh
         assert params["ADetailer model"] == "face_yolov8n.pt" and "faces fixed" in first.content
         await click_for_result(fake, fake.admin, first, button(first, "reroll"))  # the rerun keeps it
         assert "ADetailer" in with_adetailer.received[-1][1]["alwayson_scripts"]
+        ix = await fake.click(fake.admin, first, button(first, "edit"))  # and so does Edit, through the infotext
+        await ix.wait_ack()
+        values = {c["custom_id"]: c.get("value") for row in ix.modal["components"] for c in row["components"]}
+        assert "ADetailer model: face_yolov8n.pt" in values["edit:parameters"]
+        done = await fake.submit_modal(fake.admin, fake.channel, ix.modal["custom_id"],
+                                       {**values, "edit:prompt": "a portrait, smiling"})
+        await done.wait_for(lambda i: has_images(i.original), timeout=30)
+        body = with_adetailer.received[-1][1]
+        assert body["prompt"] == "a portrait, smiling" and "ADetailer" in body["alwayson_scripts"]
 
 
 async def test_vary_subtle_and_strong_keep_the_seed_with_their_strengths(fake_discord: Any, demo_webui: Any,
@@ -122,6 +131,7 @@ async def test_vary_subtle_and_strong_keep_the_seed_with_their_strengths(fake_di
     fake = fake_discord
     async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):
         first = await draw(fake, fake.alice, "a meadow", seed=404)
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):  # the buttons survive a restart
         shown = labels(first)
         assert shown[button(first, "vary")] == "Vary (Subtle)" and shown[button(first, "strong")] == "Vary (Strong)"
         assert "strong" in button(first, "strong") and "zoom" in button(first, "zoom15")
