@@ -168,7 +168,8 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
     blocklist = app_commands.Group(name="blocklist", description="Words refused in prompts here")
 
     @blocklist.command(name="add", description="Refuse prompts with these words or phrases")
-    @app_commands.describe(words="Words or phrases, separated by commas (whole words; Chinese, Japanese, Korean anywhere)")
+    @app_commands.describe(
+        words="Words or phrases, separated by commas (whole words; Chinese, Japanese, Korean anywhere)")
     async def blocklist_add(self, interaction: discord.Interaction[SDBot],
                             words: app_commands.Range[str, 1, 1000]) -> None:
         assert interaction.guild_id is not None

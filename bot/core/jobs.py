@@ -121,8 +121,22 @@ class DrawRequest(PayloadFacts):
         return {**self.payload, **{k: v for k, v in inputs.items() if v}}
 
 
+class _NoPrompt:
+    """What a request on an input image alone (/upscale, /describe) says about itself: no prompt to show (the
+    Discord side says what it is, in the reader's language), nothing to spoiler, no options asked."""
+
+    __slots__ = ()
+    spoiler = False
+    notes: tuple[str, ...] = ()
+    asked: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return ""
+
+
 @dataclass(frozen=True, slots=True)
-class UpscaleRequest:
+class UpscaleRequest(_NoPrompt):
     """Upscale one image with the WebUI's extras (`extra-single-image`); the result keeps its infotext.
     `image` is the sha256 of the stored input."""
 
@@ -133,13 +147,6 @@ class UpscaleRequest:
     source_job: str | None = None
     index: int = 0
     kind = "upscale"
-    spoiler = False
-    notes: tuple[str, ...] = ()
-    asked: tuple[str, ...] = ()
-
-    @property
-    def title(self) -> str:
-        return ""  # no prompt: the Discord side says what it is, in the reader's language
 
     def record(self) -> dict[str, Any]:
         return {"image": self.image, "infotext": self.infotext, "scale": self.scale, "upscaler": self.upscaler,
@@ -147,19 +154,12 @@ class UpscaleRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class DescribeRequest:
+class DescribeRequest(_NoPrompt):
     """/describe: the WebUI's interrogators (CLIP, and deepdanbooru when it has it) on one image, turned into
     prompt suggestions. `image` is the sha256 of the stored input."""
 
     image: str
     kind = "describe"
-    spoiler = False
-    notes: tuple[str, ...] = ()
-    asked: tuple[str, ...] = ()
-
-    @property
-    def title(self) -> str:
-        return ""  # no prompt: the Discord side says what it is, in the reader's language
 
     def record(self) -> dict[str, Any]:
         return {"image": self.image}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 import time
 import unicodedata
 from collections.abc import AsyncIterator
@@ -13,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from bot.config import Settings
@@ -23,6 +21,7 @@ from bot.core.moderation import MAX_WORD_LENGTH, blocked, normalise, parse_words
 from bot.core.policy import ServerPolicy
 from bot.errors import OptionError, Refused
 from bot.text import T
+from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -295,20 +294,15 @@ async def queue(pg: Any) -> AsyncIterator[Any]:
     from bot.core.pgstore import PgJobStore
     from bot.core.shared import SharedQueue
 
-    name = f"t_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(pg.dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    dsn = pg.dsn.rsplit("/", 1)[0] + f"/{name}"
-    store = await PgJobStore.open(dsn)
-    try:
-        q = SharedQueue(store.pool, dsn, role="gateway", rate=100, per=60.0, cap=100)
-        await q.register()
-        q.store = store
-        yield q
-    finally:
-        await store.close()
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+    async with fresh_database(pg) as dsn:
+        store = await PgJobStore.open(dsn)
+        try:
+            q = SharedQueue(store.pool, dsn, role="gateway", rate=100, per=60.0, cap=100)
+            await q.register()
+            q.store = store
+            yield q
+        finally:
+            await store.close()
 
 
 async def test_shared_admit_counts_todays_jobs_and_reservations(queue: Any) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from bot.core.pgstore import PgJobStore
 from bot.core.store import MIGRATIONS, UNDELIVERED_QUERY, IdTaken, JobRecord, JobStore, StoreWriter
 from bot.images import png
 from tests.support.harness import bot_settings, running_bot
-from tests.support.postgres import PgServer
+from tests.support.postgres import PgServer, fresh_database
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,19 +32,6 @@ class Where:
     open: Callable[[], Awaitable[Any]]
     migrations: tuple[str, ...]
     dsn: str = ""  # postgres: the test's own database
-
-
-@asynccontextmanager
-async def fresh_database(server: PgServer) -> AsyncIterator[str]:
-    """A new, empty database on `server` (its DSN), dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(server.dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield server.dsn.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -4,12 +4,10 @@ language."""
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import discord
 import pytest
 
@@ -19,6 +17,7 @@ from bot.discord_app.history import HistoryRerunButton
 from bot.images import png
 from bot.images.infotext import parse_generation_parameters
 from tests.support.harness import bot_settings, has_images, running_bot
+from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.timeout(90)
 BOOKS = catalogs()
@@ -243,14 +242,8 @@ async def test_history_in_korean_and_chinese(fake_discord: Any, demo_webui: Any,
 async def test_history_in_a_shared_queue_reads_postgresql_and_says_when_it_is_unreachable(
         fake_discord: Any, demo_webui: Any, tmp_path: Path, pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = fake_discord
-    name = f"t_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(pg.dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    dsn = pg.dsn.rsplit("/", 1)[0] + f"/{name}"
-    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path, database_url=dsn)) as bot:
+    async with fresh_database(pg) as dsn, running_bot(
+            fake, bot_settings(fake, demo_webui.url, tmp_path, database_url=dsn)) as bot:
         assert bot.engine.shared
         fox = await draw(fake, fake.alice, "a fox on a shared queue", steps=7)
         await bot.engine.flush()

