@@ -246,3 +246,25 @@ async def test_describe_leaves_out_blocked_suggestions_and_works_without_deepdan
         assert bad.original is None or bad.original.ephemeral or bad.original.deleted
         asked = [b["model"] for r, b in plain.received if r == "interrogate"]
         assert asked == ["clip", "deepdanbooru", "clip"]  # a WebUI without deepdanbooru is asked once
+
+
+async def test_a_failed_describe_offers_retry_which_runs_it_again(fake_discord: Any, demo_webui: Any,
+                                                                 tmp_path: Path) -> None:
+    fake = fake_discord
+    buf = io.BytesIO()
+    Image.new("RGB", (128, 128), (90, 90, 90)).save(buf, format="PNG")
+    demo_webui.inject_error("interrogate", 500)  # the WebUI fails once (out of memory)
+    async with running_bot(fake, bot_settings(fake, demo_webui.url, tmp_path)):
+        ix = await fake.invoke(fake.alice, fake.channel, "describe",
+                               {"image": fake.make_attachment(buf.getvalue(), "grey.png", "image/png")})
+        await ix.wait_for(lambda i: i.original is not None and "❌" in i.original.content, timeout=30)
+        failed = ix.original
+        assert "Describing an image" in failed.content
+        ids = list(labels(failed))
+        assert [i.split(":")[1] for i in ids] == ["retry"]  # no Edit: there is no prompt to edit
+        again = await fake.click(fake.admin, failed, ids[0])
+        await again.wait_for(lambda i: i.original is not None and "sdcord:prompt:" in str(i.original.components),
+                             timeout=30)
+        asked = [body for route, body in demo_webui.received if route == "interrogate"]
+        assert asked[0]["image"] == asked[-2]["image"]  # the same stored image, sent again
+        assert f"<@{fake.admin.id}>" in again.original.content
