@@ -65,7 +65,21 @@ async def _check_backend(client: Backend, settings: Settings, prefix: str) -> li
         known = catalogue.resolve_scheduler(settings.default_scheduler)
         rows.append((f"{prefix} DEFAULT_SCHEDULER", OK if known else FAIL,
                      settings.default_scheduler + ("" if known else " is not offered by this WebUI")))
+    rows.append(await _adetailer_row(client, prefix))
     return rows
+
+
+async def _adetailer_row(client: Backend, prefix: str) -> tuple[str, str, str]:
+    """Whether /draw fix_faces can run here: the WebUI lists the ADetailer extension in /sdapi/v1/scripts.
+    Optional, so its absence is a warning, not a problem."""
+    try:
+        scripts = await client.scripts()
+    except WebUIError as exc:
+        return (f"{prefix} ADetailer", WARN, f"scripts unknown ({exc.detail or exc.message}); fix_faces may fail")
+    if "adetailer" in scripts.get("txt2img", ()):
+        return (f"{prefix} ADetailer", OK, "installed: /draw fix_faces works")
+    return (f"{prefix} ADetailer", WARN, "not installed: /draw fix_faces is refused (install the ADetailer "
+                                          "extension to offer it)")
 
 
 def _sample(items: list[dict[str, object]]) -> str:

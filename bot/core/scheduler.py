@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import JobInterrupted, Refused, WebUIConnectionError, WebUIError, WebUITimeoutError
+from bot.errors import JobFailed, JobInterrupted, Refused, WebUIConnectionError, WebUIError, WebUITimeoutError
 from bot.text import T, Text, period
 from bot.webui.client import WebUIClient
 
@@ -452,6 +452,9 @@ class Scheduler:
             if not job.pausing:  # not a shutdown that keeps it for the next start
                 self._finish(job, JobState.FAILED, error=JobInterrupted(T("failure.stopped")))
             raise
+        except JobFailed as exc:  # a reason already put in plain words (its input image is gone, ...)
+            log.warning("Job %s failed on %s: %s", job.id, backend.name, exc.detail or exc.message)
+            self._finish(job, JobState.FAILED, error=exc)
         except Exception as exc:  # noqa: BLE001 - a job's bug must not kill the worker
             log.exception("Job %s failed unexpectedly on %s", job.id, backend.name)
             self._finish(job, JobState.FAILED, error=exc)

@@ -96,6 +96,7 @@ async def test_doctor_reports_a_healthy_setup(demo_webui: Any, tmp_path: Path) -
     text = out.decode()
     assert proc.returncode == 0, text
     assert "WebUI reachable" in text and "DEFAULT_SAMPLER" in text and "All checks passed" in text
+    assert "WebUI ADetailer" in text and "not installed: /draw fix_faces is refused" in text  # a warning only
     token = [line.split(maxsplit=2) for line in text.splitlines() if line.startswith("DISCORD_TOKEN")]
     assert len(token) == 1 and token[0][1] == "ok" and token[0][2].startswith("set"), text
 
@@ -225,3 +226,11 @@ async def test_json_logs_and_prometheus_metrics_of_a_running_bot(fake_discord: A
     records = [orjson.loads(line) for line in lines]  # every line is JSON
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any(r["message"] == "sdcord stopped" for r in records)
+
+
+async def test_doctor_sees_the_adetailer_extension(demo_webui_factory: Any, tmp_path: Path) -> None:
+    demo = await demo_webui_factory(extensions=("adetailer",))
+    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo.url), cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0 and "installed: /draw fix_faces works" in text, text
