@@ -91,6 +91,7 @@ class DrawOptions:
     tiling: bool = False  # seamless tiles
     fix_faces: bool = False  # ADetailer's face pass, where the WebUI has the extension
     mask: bytes | None = field(default=None, repr=False)  # inpainting (Zoom out): white = paint anew
+    crop: bool = False  # img2img: crop the input to the new ratio (set by `ar`, kept by reruns), not stretch it
     defaulted: frozenset[str] = frozenset()  # fields holding the bot's defaults, not asked for (a rerun's)
 
 
@@ -127,7 +128,7 @@ class BuiltPayload(PayloadFacts):
         o = self.options
         if o is None:
             return frozenset()
-        skip = {"prompt", "spoiler", "init_size", "init_image", "mask", "aspect", "defaulted", *o.defaulted}
+        skip = {"prompt", "spoiler", "init_size", "init_image", "mask", "aspect", "crop", "defaulted", *o.defaulted}
         names = {f.name for f in fields(o) if f.name not in skip and getattr(o, f.name) not in (None, "", False)}
         if o.init_image is not None:
             names.add("init_image")
@@ -329,7 +330,9 @@ def build_request(opts: DrawOptions, settings: Settings, catalogue: Catalogue | 
                         "hr_sampler_name": None, "hr_scheduler": None})
     if opts.init_image is not None:
         payload["denoising_strength"] = strength
-        payload["resize_mode"] = 0
+        # A new aspect ratio for an input image: crop it to the ratio ("Crop and resize") rather than stretch it.
+        crop = (opts.aspect is not None or opts.crop) and opts.mask is None
+        payload["resize_mode"] = 1 if crop else 0
     if opts.mask is not None:
         payload.update(INPAINT_FIELDS)
     if variation:
@@ -440,6 +443,7 @@ def options_from_payload(payload: dict[str, Any], *, new_seed: bool = False) -> 
         style=(payload.get("styles") or [None])[0],
         hires=payload.get("hr_scale") if payload.get("enable_hr") else None,
         strength=payload.get("denoising_strength") if "resize_mode" in payload else None,
+        crop=payload.get("resize_mode") == 1,
         clip_skip=overrides.get("CLIP_stop_at_last_layers"),
         tiling=bool(payload.get("tiling")),
         fix_faces=any(str(k).casefold() == ADETAILER.casefold() for k in payload.get("alwayson_scripts") or {}),

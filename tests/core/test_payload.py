@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bot.config import Settings
@@ -186,3 +188,14 @@ def test_a_stored_payload_gives_back_the_new_options() -> None:
     again = options_from_payload(built.payload)
     assert (again.clip_skip, again.tiling, again.fix_faces) == (3, True, True)
     assert build_request(again, SETTINGS).payload == built.payload
+
+
+def test_ar_on_an_input_image_crops_it_to_the_ratio_instead_of_stretching() -> None:
+    img2img = build_request(DrawOptions("a cat", aspect="16:9", init_image=b"png", init_size=(512, 512)), SETTINGS)
+    assert (img2img.payload["width"], img2img.payload["height"], img2img.payload["resize_mode"]) == (704, 384, 1)
+    plain = build_request(DrawOptions("a cat", init_image=b"png", init_size=(512, 512)), SETTINGS)
+    assert plain.payload["resize_mode"] == 0  # its own size: nothing to crop
+    from bot.core.payload import options_from_payload
+
+    again = dataclasses.replace(options_from_payload(img2img.payload), init_image=b"png", init_size=(512, 512))
+    assert build_request(again, SETTINGS).payload["resize_mode"] == 1  # a rerun crops it the same way
