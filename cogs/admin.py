@@ -10,7 +10,6 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE, MAX_DAILY_LIMIT
-from bot.core.moderation import MAX_BLOCKED, MAX_WORD_LENGTH, parse_words
 from bot.core.payload import out_of_range
 from bot.core.policy import ServerPolicy
 from bot.discord_app.bot import EngineCogMixin
@@ -173,25 +172,16 @@ class ServerSettings(EngineCogMixin, commands.GroupCog, group_name="settings",
     async def blocklist_add(self, interaction: discord.Interaction[SDBot],
                             words: app_commands.Range[str, 1, 1000]) -> None:
         assert interaction.guild_id is not None
-        policy = await self._policy(interaction.guild_id)
-        new = [w for w in parse_words(words) if w not in policy.blocklist]
-        if any(len(w) > MAX_WORD_LENGTH for w in new):  # cut, a phrase would no longer match itself
-            raise OptionError([T("problem.blocklist_long", option=Opt("words"), limit=MAX_WORD_LENGTH)])
-        if len(policy.blocklist) + len(new) > MAX_BLOCKED:
-            raise OptionError([T("problem.blocklist_full", option=Opt("words"), limit=MAX_BLOCKED)])
-        await self._save(interaction, dataclasses.replace(policy, blocklist=(*policy.blocklist, *new)),
-                         f"blocklist: {len(new)} added")
+        policy, added = (await self._policy(interaction.guild_id)).block(words)
+        await self._save(interaction, policy, f"blocklist: {added} added")
 
     @blocklist.command(name="remove", description="Allow these words or phrases again")
     @app_commands.describe(words="Words or phrases, separated by commas")
     async def blocklist_remove(self, interaction: discord.Interaction[SDBot],
                                words: app_commands.Range[str, 1, 1000]) -> None:
         assert interaction.guild_id is not None
-        policy = await self._policy(interaction.guild_id)
-        gone = set(parse_words(words))
-        kept = tuple(w for w in policy.blocklist if w not in gone)
-        await self._save(interaction, dataclasses.replace(policy, blocklist=kept),
-                         f"blocklist: {len(policy.blocklist) - len(kept)} removed")
+        policy, removed = (await self._policy(interaction.guild_id)).unblock(words)
+        await self._save(interaction, policy, f"blocklist: {removed} removed")
 
     @blocklist.command(name="show", description="The words refused in prompts here (only you see them)")
     async def blocklist_show(self, interaction: discord.Interaction[SDBot]) -> None:

@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.errors import OptionError, StorageError
 from bot.text import Opt, T
 
-from .moderation import blocked
+from .moderation import MAX_BLOCKED, MAX_WORD_LENGTH, blocked, parse_words
 from .payload import DrawOptions
 from .store import transient
 
@@ -75,6 +75,23 @@ class ServerPolicy:
         """Jobs per user per UTC day in this server (0: no limit): its own, never above the bot's."""
         own, bot_wide = self.daily_limit or 0, settings.daily_limit
         return min(own, bot_wide) if own and bot_wide else own or bot_wide
+
+    def block(self, raw: str) -> tuple[ServerPolicy, int]:
+        """The policy with the words and phrases of `raw` (comma-separated) added to its blocklist, and how many
+        were new. Raises OptionError for a word over MAX_WORD_LENGTH (cut, a phrase would no longer match
+        itself) or a list over MAX_BLOCKED."""
+        new = [w for w in parse_words(raw) if w not in self.blocklist]
+        if any(len(w) > MAX_WORD_LENGTH for w in new):
+            raise OptionError([T("problem.blocklist_long", option=Opt("words"), limit=MAX_WORD_LENGTH)])
+        if len(self.blocklist) + len(new) > MAX_BLOCKED:
+            raise OptionError([T("problem.blocklist_full", option=Opt("words"), limit=MAX_BLOCKED)])
+        return dataclasses.replace(self, blocklist=(*self.blocklist, *new)), len(new)
+
+    def unblock(self, raw: str) -> tuple[ServerPolicy, int]:
+        """The policy without the words and phrases of `raw`, and how many were removed."""
+        gone = set(parse_words(raw))
+        kept = tuple(w for w in self.blocklist if w not in gone)
+        return dataclasses.replace(self, blocklist=kept), len(self.blocklist) - len(kept)
 
     def check_prompt(self, prompt: str) -> None:
         """Raise OptionError when the prompt has a word of this server's blocklist (the list isn't echoed)."""

@@ -14,9 +14,8 @@ from PIL import Image
 
 from bot.config import ABS_MAX_SIDE, ABS_MIN_SIDE
 
-__all__ = ["ZOOM_FACTORS", "ZOOM_STRENGTH", "OutpaintCanvas", "outpaint_canvas"]
+__all__ = ["ZOOM_STRENGTH", "OutpaintCanvas", "canvas_size", "outpaint_canvas"]
 
-ZOOM_FACTORS = (1.5, 2.0)
 ZOOM_STRENGTH = 0.95  # the border is new: nearly full denoising there (the old picture is not masked)
 SEAM = 4  # pixels of the old picture the mask covers, for the blur to blend
 

@@ -45,7 +45,6 @@ from . import flavours
 from .errors import error_from_response
 from .errors import short as _short
 from .http import SessionOwner, transport_error
-from .http import basic_auth as _basic_auth
 from .http import parse_base_url as _parse_base_url
 from .stream import GenerationStream, looks_like_image
 
@@ -274,23 +273,13 @@ class WebUIClient(SessionOwner):
         connect_timeout: float = 5.0,
         name: str | None = None,
     ):
-        self._base, url_auth = _parse_base_url(base_url)
-        self._auth_pair = auth if auth is not None else url_auth
-        # built by hand: aiohttp.BasicAuth / auth= are deprecated in aiohttp 3.14 and encode_basic_auth is new
-        self._auth_header = _basic_auth(*self._auth_pair) if self._auth_pair else None
-        shown = str(self._base)
-        self.display_url: str = shown.removesuffix("/")
-        self.name = name or self.display_url
-        self.generation_timeout = generation_timeout
-        self.catalogue_timeout = catalogue_timeout
-        self.connect_timeout = connect_timeout
-        self.last_version: str | None = None
+        base, url_auth = _parse_base_url(base_url)
+        self._connect(base, url_auth, auth, shown=str(base).removesuffix("/"), name=name,
+                      generation_timeout=generation_timeout, catalogue_timeout=catalogue_timeout,
+                      connect_timeout=connect_timeout)
         self.flavour: str | None = None
         """"a1111", "forge" or "sdnext" once known (`detect_flavour`, `version_info`); None before."""
         self._flavour_lock = asyncio.Lock()
-        self._session: aiohttp.ClientSession | None = None
-        self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
-        self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
         self._progress_t = aiohttp.ClientTimeout(total=min(catalogue_timeout, 10.0), sock_connect=connect_timeout)
 
     def __repr__(self) -> str:

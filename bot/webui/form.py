@@ -54,7 +54,7 @@ from bot.text import Opt, T
 
 from .client import GenerationResult, Progress
 from .errors import error_from_response, short
-from .http import SessionOwner, basic_auth, parse_base_url, transport_error
+from .http import SessionOwner, parse_base_url, transport_error
 
 __all__ = ["DEFAULT_MAX_DOWNLOAD", "FORM_PREFIX", "LIMITS", "FormClient"]
 
@@ -120,24 +120,16 @@ class FormClient(SessionOwner):
         text = url.strip()
         if text.lower().startswith(FORM_PREFIX):
             text = text[len(FORM_PREFIX):]
-        self._base, url_auth = parse_base_url(text, api_suffixes=())
-        self._auth_pair = auth if auth is not None else url_auth
-        self._auth_header = basic_auth(*self._auth_pair) if self._auth_pair else None
-        self.display_url: str = FORM_PREFIX + str(self._base).removesuffix("/")
-        self.name = name or self.display_url
-        self.generation_timeout = generation_timeout
-        self.catalogue_timeout = catalogue_timeout
-        self.connect_timeout = connect_timeout
+        base, url_auth = parse_base_url(text, api_suffixes=())
+        self._connect(base, url_auth, auth, shown=FORM_PREFIX + str(base).removesuffix("/"), name=name,
+                      generation_timeout=generation_timeout, catalogue_timeout=catalogue_timeout,
+                      connect_timeout=connect_timeout)
         self.download_timeout = download_timeout
         self.read_timeout = read_timeout
         if max_download <= 0:
             raise ValueError("max_download must be positive")
         self.max_download = max_download
         self.max_pixels = max_pixels
-        self.last_version: str | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
-        self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
         self._download_t = aiohttp.ClientTimeout(total=download_timeout, sock_connect=connect_timeout,
                                                  sock_read=read_timeout)
 

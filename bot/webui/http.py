@@ -94,9 +94,29 @@ def os_error_text(exc: aiohttp.ClientConnectorError) -> str:
 
 
 class SessionOwner:
-    """A client's one aiohttp session: made on first use, closed by `close` or `async with`."""
+    """A client's one aiohttp session: made on first use, closed by `close` or `async with`; and what every
+    kind of client knows of its server (`_connect`)."""
 
     _session: aiohttp.ClientSession | None = None
+
+    def _connect(self, base: URL, url_auth: tuple[str, str] | None, auth: tuple[str, str] | None, *, shown: str,
+                 name: str | None, generation_timeout: float, catalogue_timeout: float,
+                 connect_timeout: float) -> None:
+        """The server's address and credentials (explicit `auth` over the URL's), how it is named in logs
+        (`shown`: never the credentials), and the timeouts of a generation and of a catalogue call."""
+        self._base = base
+        self._auth_pair = auth if auth is not None else url_auth
+        # built by hand: aiohttp.BasicAuth / auth= are deprecated in aiohttp 3.14 and encode_basic_auth is new
+        self._auth_header = basic_auth(*self._auth_pair) if self._auth_pair else None
+        self.display_url: str = shown
+        self.name = name or shown
+        self.generation_timeout = generation_timeout
+        self.catalogue_timeout = catalogue_timeout
+        self.connect_timeout = connect_timeout
+        self.last_version: str | None = None
+        self._session = None
+        self._generation_t = aiohttp.ClientTimeout(total=generation_timeout, sock_connect=connect_timeout)
+        self._catalogue_t = aiohttp.ClientTimeout(total=catalogue_timeout, sock_connect=connect_timeout)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -48,6 +48,13 @@ async def test_demo_bot_draws_and_stops_cleanly_on_sigterm(fake_discord: Any, tm
     assert "PyNaCl" not in text and "davey" not in text  # no voice, so no warnings about voice libraries
 
 
+async def doctor(tmp_path: Path, **env: str) -> tuple[int, str]:
+    """Run `sdcord doctor` with a clean environment plus `env`; its exit code and what it printed."""
+    proc = await sdcord("doctor", env=clean_env(tmp_path, **env), cwd=tmp_path)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode or 0, out.decode()
+
+
 async def test_invalid_configuration_stops_startup_with_one_line_per_problem(tmp_path: Path) -> None:
     env = clean_env(tmp_path, MAX_STEPS="many", WEBUI_URL="gopher://x")
     proc = await sdcord(env=env, cwd=tmp_path)
@@ -60,9 +67,8 @@ async def test_invalid_configuration_stops_startup_with_one_line_per_problem(tmp
 
 async def test_dotenv_in_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("MAX_STEPS=many\n")
-    proc = await sdcord("doctor", env=clean_env(tmp_path), cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 1 and "MAX_STEPS" in out.decode()
+    code, text = await doctor(tmp_path)
+    assert code == 1 and "MAX_STEPS" in text
 
 
 async def test_demo_webui_command_serves_the_api(tmp_path: Path) -> None:
@@ -90,11 +96,8 @@ async def test_demo_webui_command_serves_the_api(tmp_path: Path) -> None:
 
 
 async def test_doctor_reports_a_healthy_setup(demo_webui: Any, tmp_path: Path) -> None:
-    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_webui.url),
-                        cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 0, text
+    code, text = await doctor(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_webui.url)
+    assert code == 0, text
     assert "WebUI reachable" in text and "DEFAULT_SAMPLER" in text and "All checks passed" in text
     assert "WebUI ADetailer" in text and "not installed: /draw fix_faces is refused" in text  # a warning only
     token = [line.split(maxsplit=2) for line in text.splitlines() if line.startswith("DISCORD_TOKEN")]
@@ -103,20 +106,16 @@ async def test_doctor_reports_a_healthy_setup(demo_webui: Any, tmp_path: Path) -
 
 async def test_doctor_fails_when_the_webui_is_unreachable(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    proc = await sdcord("doctor", env=clean_env(tmp_path, WEBUI_URL=url), cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 1
+    code, text = await doctor(tmp_path, WEBUI_URL=url)
+    assert code == 1
     assert "FAIL" in text and "can't reach http" in text
     assert "DISCORD_TOKEN" in text  # missing token is reported too
 
 
 async def test_doctor_reports_a_missing_token_as_one_failure(demo_webui: Any, tmp_path: Path) -> None:
     for extra, problems in (({"WEBUI_URL": demo_webui.url}, 1), ({"MAX_STEPS": "many"}, 2)):
-        proc = await sdcord("doctor", env=clean_env(tmp_path, **extra), cwd=tmp_path)
-        out, _ = await asyncio.wait_for(proc.communicate(), 30)
-        text = out.decode()
-        assert proc.returncode == 1, text  # the bot can't start without a token
+        code, text = await doctor(tmp_path, **extra)
+        assert code == 1, text  # the bot can't start without a token
         token = [line.split(maxsplit=2) for line in text.splitlines() if "DISCORD_TOKEN" in line]
         assert len(token) == 1, text
         assert token[0][:2] == ["DISCORD_TOKEN", "FAIL"] and token[0][2].startswith("not set"), text
@@ -144,11 +143,8 @@ async def test_no_network_at_start_is_one_clear_line_and_a_failure(tmp_path: Pat
 
 async def test_doctor_checks_every_backend(demo_webui: Any, tmp_path: Path) -> None:
     down = f"http://127.0.0.1:{free_port()}"
-    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=f"{demo_webui.url},{down}"),
-                        cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 1, text
+    code, text = await doctor(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=f"{demo_webui.url},{down}")
+    assert code == 1, text
     lines = text.splitlines()
     assert any(line.startswith("WebUI #1 reachable") and " ok " in line for line in lines), text
     assert any(line.startswith("WebUI #2 reachable") and "FAIL" in line for line in lines), text
@@ -163,10 +159,8 @@ async def test_doctor_names_each_backends_kind_flavour_and_version(demo_webui_fa
     forge = await demo_webui_factory(dialect="forge")
     sdnext = await demo_webui_factory(dialect="sdnext")
     urls = f"{a1111.url},{forge.url},{sdnext.url}"
-    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=urls), cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 0, text
+    code, text = await doctor(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=urls)
+    assert code == 0, text
     rows = reachable_rows(text)
     assert rows[0].split() == ["WebUI", "#1", "reachable", "ok", a1111.url, "(webui,", "a1111)"], text
     assert rows[1].split() == ["WebUI", "#2", "reachable", "ok", forge.url, "(webui,", "forge)"], text
@@ -180,11 +174,8 @@ async def test_doctor_names_each_backends_kind_flavour_and_version(demo_webui_fa
 
 
 async def test_doctor_asks_a_form_server_only_what_it_can_answer(demo_form_server: Any, tmp_path: Path) -> None:
-    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_form_server.backend_url),
-                        cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 0, text
+    code, text = await doctor(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo_form_server.backend_url)
+    assert code == 0, text
     rows = reachable_rows(text)
     assert len(rows) == 1 and " ok " in rows[0] and "(form, form" in rows[0], text
     assert not any(word in text for word in ("WebUI models", "WebUI samplers", "WebUI schedulers",
@@ -230,7 +221,5 @@ async def test_json_logs_and_prometheus_metrics_of_a_running_bot(fake_discord: A
 
 async def test_doctor_sees_the_adetailer_extension(demo_webui_factory: Any, tmp_path: Path) -> None:
     demo = await demo_webui_factory(extensions=("adetailer",))
-    proc = await sdcord("doctor", env=clean_env(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo.url), cwd=tmp_path)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    text = out.decode()
-    assert proc.returncode == 0 and "installed: /draw fix_faces works" in text, text
+    code, text = await doctor(tmp_path, DISCORD_TOKEN="x", WEBUI_URL=demo.url)
+    assert code == 0 and "installed: /draw fix_faces works" in text, text

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,62 +22,22 @@ import pytest
 from bot.demo import DemoConfig, DemoFormServer, DemoWebUI
 
 DemoFactory = Callable[..., Awaitable[DemoWebUI]]
+WEBUI_DEFAULTS: dict[str, Any] = {"step_delay": 0.0}  # A1111 v1.10.1 defaults, no delay per step
+FORM_DEFAULTS: dict[str, Any] = {"step_delay": 0.0, "kind": "form"}
 
 
-@pytest.fixture
-async def demo_webui() -> AsyncIterator[DemoWebUI]:
-    demo = DemoWebUI(DemoConfig(step_delay=0.0))
-    await demo.start("127.0.0.1", 0)
-    try:
-        yield demo
-    finally:
-        await demo.stop()
+@contextlib.asynccontextmanager
+async def _started(cls: Any, defaults: dict[str, Any]) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """A factory starting demo servers of `cls` on loopback (a config, or overrides of `defaults`); every one
+    it started is stopped at the end, newest first."""
+    started: list[Any] = []
 
-
-@pytest.fixture
-async def demo_webui_factory() -> AsyncIterator[DemoFactory]:
-    started: list[DemoWebUI] = []
-
-    async def factory(config: DemoConfig | None = None, /, **overrides: Any) -> DemoWebUI:
+    async def factory(config: DemoConfig | None = None, /, **overrides: Any) -> Any:
         if config is None:
-            config = DemoConfig(**{"step_delay": 0.0, **overrides})
+            config = DemoConfig(**{**defaults, **overrides})
         elif overrides:
             config = dataclasses.replace(config, **overrides)
-        demo = DemoWebUI(config)
-        await demo.start("127.0.0.1", 0)
-        started.append(demo)
-        return demo
-
-    try:
-        yield factory
-    finally:
-        for demo in reversed(started):
-            await demo.stop()
-
-
-FormFactory = Callable[..., Awaitable[DemoFormServer]]
-
-
-@pytest.fixture
-async def demo_form_server() -> AsyncIterator[DemoFormServer]:
-    server = DemoFormServer(DemoConfig(step_delay=0.0, kind="form"))
-    await server.start("127.0.0.1", 0)
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def demo_form_server_factory() -> AsyncIterator[FormFactory]:
-    started: list[DemoFormServer] = []
-
-    async def factory(config: DemoConfig | None = None, /, **overrides: Any) -> DemoFormServer:
-        if config is None:
-            config = DemoConfig(**{"step_delay": 0.0, "kind": "form", **overrides})
-        elif overrides:
-            config = dataclasses.replace(config, **overrides)
-        server = DemoFormServer(config)
+        server = cls(config)
         await server.start("127.0.0.1", 0)
         started.append(server)
         return server
@@ -86,3 +47,30 @@ async def demo_form_server_factory() -> AsyncIterator[FormFactory]:
     finally:
         for server in reversed(started):
             await server.stop()
+
+
+@pytest.fixture
+async def demo_webui() -> AsyncIterator[DemoWebUI]:
+    async with _started(DemoWebUI, WEBUI_DEFAULTS) as factory:
+        yield await factory()
+
+
+@pytest.fixture
+async def demo_webui_factory() -> AsyncIterator[DemoFactory]:
+    async with _started(DemoWebUI, WEBUI_DEFAULTS) as factory:
+        yield factory
+
+
+FormFactory = Callable[..., Awaitable[DemoFormServer]]
+
+
+@pytest.fixture
+async def demo_form_server() -> AsyncIterator[DemoFormServer]:
+    async with _started(DemoFormServer, FORM_DEFAULTS) as factory:
+        yield await factory()
+
+
+@pytest.fixture
+async def demo_form_server_factory() -> AsyncIterator[FormFactory]:
+    async with _started(DemoFormServer, FORM_DEFAULTS) as factory:
+        yield factory
