@@ -153,38 +153,38 @@ async def test_a_killed_worker_loses_its_job_to_another_within_20_s(fake_discord
 async def test_a_killed_gateway_loses_nothing_and_cancel_works_from_a_new_one(
         fake_discord: Any, demo_webui_factory: Any, tmp_path: Path, database: str) -> None:
     fake = fake_discord
-    demo = await demo_webui_factory(step_delay=0.3)  # 6 s a job: job 3 still waits when the new gateway is up
+    demo = await demo_webui_factory(step_delay=0.3)  # 6 s a job: job 4 still waits, 2 ahead, when a new gateway is up
     gw = gateway(fake, tmp_path, database, "gateway", LEASE_TTL="3")
     wk = worker(fake, tmp_path, database, "w1", demo.url, LEASE_TTL="3")
     try:
         await gw.start()
         await start_worker(wk)
-        people = users(fake, 4)
+        people = users(fake, 5)
         ixs = [await draw(fake, u, fake.channel, f"job {n}", seed=n) for n, u in enumerate(people)]
         await ixs[0].wait_for(lambda i: said(i.original, "%"), timeout=30)
-        await gw.kill()  # three jobs were waiting in the gateway's care
+        await gw.kill()  # four jobs were waiting in the gateway's care
         await ixs[1].wait_for(lambda i: bool(results(i.original)), timeout=60)  # the worker goes on
         await gw.start()  # a new gateway: buttons work for jobs it never saw
-        status = await fake.invoke(people[3], fake.channel, "status")
+        status = await fake.invoke(people[4], fake.channel, "status")
         await status.wait_for(lambda i: i.original is not None and "Your jobs" in i.original.content, timeout=15)
         assert status.ephemeral
         assert "🟢 up" in status.original.content  # the worker's backend, seen from a gateway without one
-        assert "job 3" in status.original.content and "queued, position" in status.original.content
-        assert "job 2" not in status.original.content  # only the caller's own jobs
-        waiting = ixs[3].original
+        assert "job 4" in status.original.content and "queued, position" in status.original.content
+        assert "job 3" not in status.original.content  # only the caller's own jobs
+        waiting = ixs[4].original
         job_id = next(c["custom_id"] for row in waiting.components for c in row["components"]
                       if c["custom_id"].startswith("sdcord:cancel:")).split(":")[2]
-        click = await fake.click(people[3], waiting, f"sdcord:cancel:{job_id}")
+        click = await fake.click(people[4], waiting, f"sdcord:cancel:{job_id}")
         await click.wait_ack(timeout=15)
-        await ixs[3].wait_for(lambda i: said(i.original, "Cancelled"), timeout=30)
-        for n in (0, 1, 2):
+        await ixs[4].wait_for(lambda i: said(i.original, "Cancelled"), timeout=30)
+        for n in (0, 1, 2, 3):
             await ixs[n].wait_for(lambda i: bool(results(i.original)), timeout=60)
             assert len(result_posts(fake, f"job {n}")) == 1
-        assert "job 3" not in prompts(demo)
+        assert "job 4" not in prompts(demo)
         statuses = {r["p"]: (r["status"], r["delivered_at"] is not None)
                     for r in await rows(database, "SELECT payload->>'prompt' AS p, status, delivered_at FROM jobs")}
         assert statuses == {"job 0": ("done", True), "job 1": ("done", True), "job 2": ("done", True),
-                            "job 3": ("cancelled", True)}
+                            "job 3": ("done", True), "job 4": ("cancelled", True)}
     finally:
         await stop_all(gw, wk)
 
